@@ -1,0 +1,55 @@
+"""Service settings, read from CONVLENS_* environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CONVLENS_", frozen=True)
+
+    weights_path: Path = REPO_ROOT / "weights" / "model.safetensors"
+    # default: model_card.json beside the weights
+    card_path: Path | None = None
+
+    # limits on what one request may ask of the server
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    max_pixels: int = Field(50_000_000, ge=28 * 28)
+    max_batch_images: int = Field(64, ge=1)
+
+    # inference scheduling (see README: chosen from measurements on 2 cores)
+    torch_threads: int = Field(1, ge=1)
+    max_batch_size: int = Field(64, ge=1)
+    max_wait_ms: float = Field(2.0, ge=0, le=1000)
+    max_queue: int = Field(512, ge=1)
+    retry_after_s: int = Field(1, ge=1)
+
+    warmup: bool = True
+    api_key: SecretStr | None = None  # when set, /v1/* needs header X-API-Key
+    cors_origins: list[str] = []
+
+    @field_validator("weights_path", "card_path")
+    @classmethod
+    def _absolute(cls, v: Path | None) -> Path | None:
+        return None if v is None else v.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _batch_limits(self) -> Settings:
+        if self.max_queue < self.max_batch_size:
+            raise ValueError("max_queue must be at least max_batch_size")
+        return self
+
+    @property
+    def resolved_card_path(self) -> Path:
+        return self.card_path or self.weights_path.parent / "model_card.json"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,47 @@
+"""Typed dependencies: handlers take these and never dig in request.state."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader
+
+from app.config import Settings
+from app.errors import Unauthorized
+from app.metrics import Metrics
+from app.predictor import Predictor
+from app.scheduler import BatchScheduler
+
+
+def _predictor(request: Request) -> Predictor:
+    return request.state.predictor
+
+
+def _scheduler(request: Request) -> BatchScheduler:
+    return request.state.scheduler
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def _metrics(request: Request) -> Metrics:
+    return request.app.state.metrics
+
+
+PredictorDep = Annotated[Predictor, Depends(_predictor)]
+SchedulerDep = Annotated[BatchScheduler, Depends(_scheduler)]
+SettingsDep = Annotated[Settings, Depends(_settings)]
+MetricsDep = Annotated[Metrics, Depends(_metrics)]
+
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="needed only when CONVLENS_API_KEY is set")
+
+
+def require_api_key(settings: SettingsDep, key: Annotated[str | None, Depends(_api_key_header)]) -> None:
+    expected = settings.api_key
+    if expected is None:
+        return
+    if key is None or not secrets.compare_digest(key.encode(), expected.get_secret_value().encode()):
+        raise Unauthorized("missing or wrong X-API-Key header")

@@ -1,0 +1,60 @@
+"""The request pipeline as plain async functions: bytes -> preprocess -> model -> schema.
+
+Preprocessing runs in the thread pool and the forward pass in the batch scheduler, so
+the event loop only ever awaits.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from starlette.concurrency import run_in_threadpool
+
+from app.config import Settings
+from app.metrics import Metrics
+from app.predictor import Predictor, to_tensor
+from app.preprocess import Preprocessed, preprocess
+from app.scheduler import BatchScheduler
+from app.schemas import InputInfo, Prediction, Timing
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
+
+
+def to_prediction(
+    probs: torch.Tensor, pre: Preprocessed, version: str, timing: Timing, metrics: Metrics | None
+) -> Prediction:
+    p = probs.double()
+    p = p / p.sum()  # float32 softmax sums to 1 +- 1e-7; make the JSON sum exact-ish
+    digit = int(p.argmax())
+    if metrics is not None:
+        metrics.predictions.labels(str(digit)).inc()
+    return Prediction(
+        digit=digit,
+        confidence=float(p[digit]),
+        probabilities=[float(v) for v in p],
+        model_version=version,
+        input=InputInfo(width=pre.width, height=pre.height, format=pre.format, inverted=pre.inverted),
+        timing=timing,
+    )
+
+
+async def prepare(data: bytes, settings: Settings) -> tuple[Preprocessed, float]:
+    start = time.perf_counter()
+    pre = await run_in_threadpool(preprocess, data, settings.max_pixels)
+    return pre, time.perf_counter() - start
+
+
+async def predict_one(
+    data: bytes, settings: Settings, predictor: Predictor, scheduler: BatchScheduler, metrics: Metrics
+) -> Prediction:
+    start = time.perf_counter()
+    pre, t_pre = await prepare(data, settings)
+    t0 = time.perf_counter()
+    probs = await scheduler.submit(to_tensor(pre.pixels))
+    t_inf = time.perf_counter() - t0
+    timing = Timing(preprocess_ms=ms(t_pre), inference_ms=ms(t_inf), total_ms=ms(time.perf_counter() - start))
+    return to_prediction(probs[0], pre, predictor.version, timing, metrics)
+

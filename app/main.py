@@ -1,0 +1,82 @@
+"""Assemble the convlens app: lifespan (load model, start scheduler), middleware, routes.
+
+    uvicorn app.main:app
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import torch
+from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from app.config import Settings, get_settings
+from app.deps import require_api_key
+from app.errors import install_error_handlers
+from app.metrics import Metrics, MetricsMiddleware
+from app.predictor import Predictor
+from app.routes import features, info, predict
+from app.scheduler import BatchScheduler, BatchStats
+from app.uploads import BodyLimitMiddleware
+
+log = logging.getLogger("convlens")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        torch.set_num_threads(settings.torch_threads)
+        # CheckpointError propagates: start-up stops with its one-line message
+        predictor = Predictor.load(settings.weights_path, settings.resolved_card_path)
+        scheduler = BatchScheduler(
+            predictor.probabilities,
+            max_batch_size=settings.max_batch_size,
+            max_wait=settings.max_wait_ms / 1000,
+            max_queue=settings.max_queue,
+            retry_after_s=settings.retry_after_s,
+            stats=BatchStats(on_batch=metrics.observe_batch, on_depth=metrics.queue_depth.set),
+        )
+        if settings.warmup:
+            took = predictor.warm_up(settings.max_batch_size)
+            log.info("model %s warmed up in %.0f ms", predictor.version, took * 1000)
+        else:
+            predictor.ready = True
+        await scheduler.start()
+        start = time.perf_counter()
+        try:
+            yield {"predictor": predictor, "scheduler": scheduler}
+        finally:
+            await scheduler.stop()  # queued inference finishes before the process exits
+            log.info("scheduler drained after %.1f s up", time.perf_counter() - start)
+
+    app = FastAPI(
+        title="convlens",
+        summary="Recognise handwritten digits and look inside the CNN that does it.",
+        version="1.0.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    install_error_handlers(app)
+    guarded = [Depends(require_api_key)]
+    app.include_router(predict.router, dependencies=guarded)
+    app.include_router(features.router, dependencies=guarded)
+    app.include_router(info.router)
+    # outermost first: metrics see every response, including the body limit's 413
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["*"])
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app
+
+
+app = create_app()

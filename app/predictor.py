@@ -1,0 +1,78 @@
+"""The loaded network and its card, checked and warmed up once at start-up."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from model.checkpoint import CheckpointError, load_checkpoint
+from model.evaluate import normalize
+from model.net import ConvNet, LayerInfo
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Predictor:
+    model: ConvNet
+    card: dict[str, Any]
+    layers: list[LayerInfo] = field(init=False)
+    ready: bool = False
+
+    def __post_init__(self) -> None:
+        self.layers = self.model.layer_table()
+        self.feature_layers = self.model.feature_layer_names
+        # the layers shown by default: the article's conv -> ReLU -> pool walk
+        self.default_layers = [n for n in self.feature_layers if not n.startswith("bn")]
+
+    @property
+    def version(self) -> str:
+        return str(self.card.get("version", "unknown"))
+
+    @classmethod
+    def load(cls, weights: Path, card_path: Path) -> Predictor:
+        """Raises CheckpointError with one readable line on any problem."""
+        if not card_path.is_file():
+            raise CheckpointError(f"model card not found: {card_path}")
+        try:
+            card = json.loads(card_path.read_text())
+            expected = card["weights"]["sha256"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise CheckpointError(f"model card {card_path} is unreadable: {e}") from e
+        model = load_checkpoint(weights, expected_sha256=expected)
+        return cls(model=model, card=card)
+
+    def warm_up(self, max_batch: int) -> float:
+        """Run every batch shape once so the first user does not pay for allocation."""
+        start = time.perf_counter()
+        for b in sorted({1, 2, 4, 8, min(max_batch, 64), max_batch}):
+            self.logits(torch.zeros(b, 1, 28, 28))
+        self.features(torch.zeros(1, 1, 28, 28), self.feature_layers)
+        self.ready = True
+        return time.perf_counter() - start
+
+    @torch.inference_mode()
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    @torch.inference_mode()
+    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.model(x), dim=1)
+
+    @torch.inference_mode()
+    def features(self, x: torch.Tensor, names: list[str]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        logits, acts = self.model.features(x, names)
+        return torch.softmax(logits, dim=1), acts
+
+
+def to_tensor(pixels: np.ndarray | list[np.ndarray]) -> torch.Tensor:
+    """(28, 28) ink maps in [0, 1] -> the normalised (N, 1, 28, 28) network input."""
+    batch = np.stack(pixels) if isinstance(pixels, list) else pixels[None]
+    return normalize(torch.from_numpy(batch).unsqueeze(1))

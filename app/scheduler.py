@@ -1,0 +1,164 @@
+"""Adaptive micro-batching: many concurrent requests, one forward pass.
+
+Requests enqueue their input rows; one loop takes everything queued (up to
+`max_batch_size` rows), runs a single forward pass in a worker thread, and hands each
+request back its own rows. A lone request is never made to wait; only when several are
+already queued does the loop wait up to `max_wait` for more to fill the batch. While a
+pass runs, new requests queue up and form the next batch on their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import torch
+
+from app.errors import Overloaded
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Job:
+    x: torch.Tensor  # (k, ...) rows of one request
+    future: asyncio.Future[torch.Tensor]
+    enqueued: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
+class BatchStats:
+    """Hooks for metrics; no-ops by default so the scheduler does not depend on them."""
+
+    on_batch: Callable[[int, float, float], None] = lambda size, wait_s, compute_s: None
+    on_depth: Callable[[int], None] = lambda depth: None
+
+
+class BatchScheduler:
+    def __init__(
+        self,
+        fn: Callable[[torch.Tensor], torch.Tensor],
+        max_batch_size: int = 64,
+        max_wait: float = 0.002,
+        max_queue: int = 512,
+        retry_after_s: int = 1,
+        stats: BatchStats | None = None,
+    ) -> None:
+        self.fn = fn
+        self.max_batch_size = max_batch_size
+        self.max_wait = max_wait
+        self.max_queue = max_queue
+        self.retry_after_s = retry_after_s
+        self.stats = stats or BatchStats()
+        self._queue: asyncio.Queue[_Job | None] = asyncio.Queue()
+        self._rows = 0  # rows waiting, for the bound
+        self._task: asyncio.Task[None] | None = None
+        self._carry: _Job | None = None
+        self._closing = False
+        # one thread: torch parallelises inside the pass; two passes would fight for cores
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+
+    @property
+    def depth(self) -> int:
+        return self._rows
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="batch-scheduler")
+
+    async def stop(self) -> None:
+        """Finish all queued work, then stop the loop."""
+        self._closing = True
+        if self._task is not None:
+            await self._queue.put(None)
+            await self._task
+            self._task = None
+        self._executor.shutdown(wait=True)
+
+    async def submit(self, x: torch.Tensor) -> torch.Tensor:
+        """Queue the rows of one request and wait for their outputs."""
+        if self._closing or self._task is None:
+            raise Overloaded("the server is shutting down", {"Retry-After": str(self.retry_after_s)})
+        if self._rows + len(x) > self.max_queue:
+            raise Overloaded(
+                f"inference queue is full ({self._rows} images waiting); retry shortly",
+                {"Retry-After": str(self.retry_after_s)},
+            )
+        job = _Job(x, asyncio.get_running_loop().create_future())
+        self._rows += len(x)
+        self.stats.on_depth(self._rows)
+        self._queue.put_nowait(job)
+        return await job.future
+
+    async def _next_batch(self, first: _Job) -> tuple[list[_Job], bool]:
+        """Gather jobs behind `first`; returns them and whether the stop marker was seen."""
+        jobs, rows = [first], len(first.x)
+        deadline = time.perf_counter() + self.max_wait
+        while rows < self.max_batch_size:
+            if not self._queue.empty():
+                job = self._queue.get_nowait()
+            elif len(jobs) > 1 and self.max_wait > 0:
+                # several requests arrived together: more are likely on their way
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0:
+                    break
+                try:
+                    job = await asyncio.wait_for(self._queue.get(), remaining)
+                except TimeoutError:
+                    break
+            else:
+                break
+            if job is None:
+                return jobs, True
+            if rows + len(job.x) > self.max_batch_size:
+                self._carry = job  # too big to join: it opens the next batch
+                break
+            jobs.append(job)
+            rows += len(job.x)
+        return jobs, False
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        stopping = False
+        while True:
+            if self._carry is not None:
+                first, self._carry = self._carry, None
+            elif stopping and self._queue.empty():
+                return
+            else:
+                first = await self._queue.get()
+                if first is None:
+                    if self._queue.empty():
+                        return
+                    stopping = True
+                    continue
+            jobs, saw_stop = await self._next_batch(first)
+            stopping = stopping or saw_stop
+            await self._run(loop, jobs)
+
+    async def _run(self, loop: asyncio.AbstractEventLoop, jobs: list[_Job]) -> None:
+        started = time.perf_counter()
+        n_rows = sum(len(j.x) for j in jobs)
+        self._rows -= n_rows
+        self.stats.on_depth(self._rows)
+        wait = started - min(j.enqueued for j in jobs)
+        try:
+            x = jobs[0].x if len(jobs) == 1 else torch.cat([j.x for j in jobs])
+            out = await loop.run_in_executor(self._executor, self.fn, x)
+            if len(out) != n_rows:
+                raise RuntimeError(f"model returned {len(out)} outputs for {n_rows} inputs")
+        except Exception as e:  # a failing batch fails its own requests, not the loop
+            log.exception("inference batch of %d failed", n_rows)
+            for j in jobs:
+                if not j.future.done():
+                    j.future.set_exception(e)
+            return
+        self.stats.on_batch(n_rows, wait, time.perf_counter() - started)
+        i = 0
+        for j in jobs:
+            if not j.future.done():  # the client may have gone away
+                j.future.set_result(out[i : i + len(j.x)])
+            i += len(j.x)

@@ -1,0 +1,198 @@
+"""The article's CNN, as a configurable family.
+
+conv3x3 + ReLU -> 2x2 max pool -> conv3x3 + ReLU -> 2x2 max pool -> flatten -> dense.
+With the defaults (16 and 32 filters, no padding) the size walk is the article's
+28 -> 26 -> 13 -> 11 -> 5 and the dense layer sees 32 * 5 * 5 = 800 numbers.
+The shipped model is a stronger member of the same family; its recipe is a `NetConfig`
+saved beside the weights so the loader can rebuild it.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+# MNIST pixel statistics (on [0, 1] pixels of the 60k training images); training and
+# serving both import these so the two normalisations cannot drift apart.
+MNIST_MEAN = 0.1307
+MNIST_STD = 0.3081
+IMAGE_SIZE = 28
+NUM_CLASSES = 10
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """The recipe of a network; everything needed to rebuild it from its weights."""
+
+    channels: tuple[int, ...] = (16, 32)  # filters per stage; one stage = convs + pool
+    convs_per_stage: int = 1  # 2 gives the TinyVGG layout of CNN Explainer
+    padding: int = 0  # 0: the article's shrinking 3x3 convs; 1: "same" convs
+    batch_norm: bool = False
+    dropout: float = 0.0  # before each dense layer
+    hidden: int = 0  # width of a hidden dense layer; 0 means flatten -> logits
+    in_channels: int = 1
+    image_size: int = IMAGE_SIZE
+    num_classes: int = NUM_CLASSES
+
+    def __post_init__(self) -> None:
+        if not self.channels or any(c < 1 for c in self.channels):
+            raise ValueError(f"channels must be positive, got {self.channels}")
+        if self.convs_per_stage < 1:
+            raise ValueError("convs_per_stage must be >= 1")
+        if self.padding not in (0, 1):
+            raise ValueError("padding must be 0 or 1 for 3x3 convolutions")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError("dropout must be in [0, 1)")
+        if self.hidden < 0:
+            raise ValueError("hidden must be >= 0")
+        if self.spatial_sizes()[-1] < 1:
+            raise ValueError(f"{self} shrinks a {self.image_size}px image to nothing")
+
+    def spatial_sizes(self) -> list[int]:
+        """Side length after each stage, e.g. [28, 13, 5] for the article's network."""
+        sizes = [self.image_size]
+        side = self.image_size
+        for _ in self.channels:
+            for _ in range(self.convs_per_stage):
+                side = side - 2 + 2 * self.padding
+            side //= 2
+            sizes.append(side)
+        return sizes
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["channels"] = list(self.channels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> NetConfig:
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown NetConfig fields: {sorted(unknown)}")
+        d = dict(d)
+        if "channels" in d:
+            d["channels"] = tuple(int(c) for c in d["channels"])
+        return cls(**d)
+
+
+ARTICLE = NetConfig()
+# The shipped recipe: TinyVGG-style stages, "same" padding and batch norm; see model card.
+SHIPPED = NetConfig(
+    channels=(32, 64), convs_per_stage=2, padding=1, batch_norm=True, dropout=0.25
+)
+PRESETS: dict[str, NetConfig] = {"article": ARTICLE, "shipped": SHIPPED}
+
+
+@dataclass
+class LayerInfo:
+    name: str
+    type: str
+    output_shape: list[int]  # [C, H, W] or [N] per image
+    parameters: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ConvNet(nn.Module):
+    """conv/ReLU stages, each closed by a 2x2 max pool, then dense layers.
+
+    Layers live in one ordered `nn.Sequential` with stable names (conv1, relu1, pool1,
+    conv2, ...) because their number is configuration; `features` walks it and keeps
+    the activations asked for, and `forward` is `features` keeping only the logits, so
+    prediction and visualisation run the very same code.
+    """
+
+    def __init__(self, config: NetConfig = ARTICLE) -> None:
+        super().__init__()
+        self.config = config
+        layers: OrderedDict[str, nn.Module] = OrderedDict()
+        c_in, conv_i = config.in_channels, 0
+        for stage, c_out in enumerate(config.channels, start=1):
+            for _ in range(config.convs_per_stage):
+                conv_i += 1
+                # bias is redundant right before batch norm
+                layers[f"conv{conv_i}"] = nn.Conv2d(
+                    c_in, c_out, 3, padding=config.padding, bias=not config.batch_norm
+                )
+                if config.batch_norm:
+                    layers[f"bn{conv_i}"] = nn.BatchNorm2d(c_out)
+                layers[f"relu{conv_i}"] = nn.ReLU()
+                c_in = c_out
+            layers[f"pool{stage}"] = nn.MaxPool2d(2)
+        layers["flatten"] = nn.Flatten()
+        side = config.spatial_sizes()[-1]
+        n_in = c_in * side * side
+        if config.hidden:
+            if config.dropout:
+                layers["dropout1"] = nn.Dropout(config.dropout)
+            layers["fc1"] = nn.Linear(n_in, config.hidden)
+            layers["relu_fc1"] = nn.ReLU()
+            n_in = config.hidden
+        if config.dropout:
+            layers["dropout"] = nn.Dropout(config.dropout)
+        layers["fc"] = nn.Linear(n_in, config.num_classes)
+        self.layers = nn.Sequential(layers)
+
+    @property
+    def layer_names(self) -> list[str]:
+        return [name for name, _ in self.layers.named_children()]
+
+    @property
+    def feature_layer_names(self) -> list[str]:
+        """The layers whose outputs are images: conv, batch-norm, ReLU and pool."""
+        return [
+            name
+            for name, m in self.layers.named_children()
+            if isinstance(m, nn.Conv2d | nn.BatchNorm2d | nn.ReLU | nn.MaxPool2d)
+            and not name.startswith("relu_fc")
+        ]
+
+    def features(
+        self, x: torch.Tensor, names: Iterable[str] = ()
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Logits and the activations of the named layers, from one forward pass."""
+        wanted = set(names)
+        unknown = wanted - set(self.layer_names)
+        if unknown:
+            raise KeyError(f"unknown layers: {sorted(unknown)}")
+        kept: dict[str, torch.Tensor] = {}
+        for name, layer in self.layers.named_children():
+            x = layer(x)
+            if name in wanted:
+                kept[name] = x
+        return x, kept
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits, _ = self.features(x)
+        return logits  # (B, 10)
+
+    def layer_table(self) -> list[LayerInfo]:
+        """Name, type, per-image output shape and parameter count of every layer,
+        measured by running a dummy image through the model rather than by formula."""
+        c = self.config
+        x = torch.zeros(1, c.in_channels, c.image_size, c.image_size)
+        rows: list[LayerInfo] = []
+        was_training = self.training
+        self.eval()
+        with torch.no_grad():
+            for name, layer in self.layers.named_children():
+                x = layer(x)
+                rows.append(
+                    LayerInfo(
+                        name=name,
+                        type=type(layer).__name__,
+                        output_shape=list(x.shape[1:]),
+                        parameters=sum(p.numel() for p in layer.parameters()),
+                    )
+                )
+        self.train(was_training)
+        return rows
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,269 @@
+"""Train a convlens network on MNIST and write weights + model card into an output dir.
+
+    python -m model.train --data-dir data/mnist --out-dir weights            # shipped recipe
+    python -m model.train --arch article --epochs 3                           # the article's net
+    python -m model.train --smoke --data-dir tests/fixtures/mnist --out-dir /tmp/w
+
+Deterministic on CPU for a given seed and thread count: every random draw (init, split,
+shuffling, augmentation, dropout) comes from seeded generators.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import os
+import platform
+import shlex
+import sys
+import time
+from dataclasses import asdict, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from model.augment import AugmentConfig, augment
+from model.checkpoint import save_checkpoint
+from model.data import DatasetError, load_split
+from model.evaluate import Metrics, evaluate, normalize
+from model.net import MNIST_MEAN, MNIST_STD, PRESETS, ConvNet, NetConfig, count_parameters
+
+log = logging.getLogger("model.train")
+
+WEIGHTS_FILE = "model.safetensors"
+CARD_FILE = "model_card.json"
+
+
+def train_one_epoch(
+    model: ConvNet,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    batch_size: int,
+    gen: torch.Generator,
+    aug: AugmentConfig | None,
+    desc: str,
+    quiet: bool = False,
+) -> dict[str, float]:
+    """One pass over `images` (uint8, (N, 1, 28, 28)) in a seeded random order."""
+    model.train()
+    order = torch.randperm(len(images), generator=gen)
+    seen, loss_sum, correct, start = 0, 0.0, 0, time.perf_counter()
+    bar = tqdm(range(0, len(images), batch_size), desc=desc, unit="batch", disable=quiet, leave=True)
+    for i in bar:
+        idx = order[i : i + batch_size]
+        x = images[idx].float() / 255.0
+        if aug is not None:
+            x = augment(x, aug, gen)
+        x = normalize(x).contiguous(memory_format=torch.channels_last)
+        y = labels[idx]
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        seen += len(idx)
+        loss_sum += loss.item() * len(idx)
+        correct += int((logits.argmax(1) == y).sum())
+        rate = seen / (time.perf_counter() - start)
+        bar.set_postfix(loss=f"{loss_sum / seen:.4f}", img_s=f"{rate:.0f}")
+    return {
+        "train_loss": loss_sum / seen,
+        "train_accuracy": correct / seen,
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def build_config(args: argparse.Namespace) -> NetConfig:
+    cfg = PRESETS[args.arch]
+    overrides: dict[str, Any] = {}
+    if args.channels:
+        overrides["channels"] = tuple(int(c) for c in args.channels.split(","))
+    for name in ("convs_per_stage", "padding", "dropout", "hidden"):
+        if getattr(args, name) is not None:
+            overrides[name] = getattr(args, name)
+    if args.batch_norm is not None:
+        overrides["batch_norm"] = args.batch_norm
+    return replace(cfg, **overrides)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", default="data/mnist", help="MNIST IDX files; downloaded there if missing (default: %(default)s)")
+    p.add_argument("--out-dir", default="weights", help="where weights and model card go (default: %(default)s)")
+    p.add_argument("--arch", choices=sorted(PRESETS), default="shipped", help="architecture preset (default: %(default)s)")
+    p.add_argument("--channels", help="override filters per stage, e.g. 16,32")
+    p.add_argument("--convs-per-stage", type=int, help="override convolutions per stage")
+    p.add_argument("--padding", type=int, choices=(0, 1), help="override conv padding")
+    p.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=None, help="override batch norm")
+    p.add_argument("--dropout", type=float, help="override dropout before the dense layer")
+    p.add_argument("--hidden", type=int, help="override hidden dense width (0: none)")
+    p.add_argument("--epochs", type=int, default=12, help="default: %(default)s")
+    p.add_argument("--batch-size", type=int, default=128, help="default: %(default)s")
+    p.add_argument("--lr", type=float, default=3e-3, help="peak one-cycle learning rate (default: %(default)s)")
+    p.add_argument("--weight-decay", type=float, default=1e-2, help="AdamW weight decay (default: %(default)s)")
+    p.add_argument("--val-size", type=int, default=5000, help="validation images carved from train (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="default: %(default)s")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads (default: all cores, %(default)s)")
+    p.add_argument("--no-augment", action="store_true", help="train on the images as they are")
+    p.add_argument("--no-verify", action="store_true", help="accept data whose checksums are not MNIST's (subsets)")
+    p.add_argument("--limit-train", type=int, default=0, help="use only the first N training images (default: all)")
+    p.add_argument("--smoke", action="store_true", help="tiny quick run for tests: article net, 2 epochs, no plots, no checksums")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.arch, args.epochs, args.no_verify, args.quiet = "article", min(args.epochs, 2), True, True
+        args.val_size = min(args.val_size, 200)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    torch.use_deterministic_algorithms(True)
+    config = build_config(args)
+    aug = None if args.no_augment else AugmentConfig()
+
+    try:
+        train = load_split(args.data_dir, "train", verify=not args.no_verify)
+        test = load_split(args.data_dir, "test", verify=not args.no_verify)
+    except DatasetError as e:
+        print(f"error: {e}", file=sys.stderr)  # noqa: T201
+        return 2
+
+    images, labels = train.images, train.labels
+    if args.limit_train:
+        images, labels = images[: args.limit_train], labels[: args.limit_train]
+    if not 0 < args.val_size < len(images):
+        print(f"error: --val-size must be between 1 and {len(images) - 1}", file=sys.stderr)  # noqa: T201
+        return 2
+    split_gen = torch.Generator().manual_seed(args.seed)
+    perm = torch.randperm(len(images), generator=split_gen).numpy()
+    val_idx, train_idx = np.sort(perm[: args.val_size]), np.sort(perm[args.val_size :])
+    x_train = torch.from_numpy(images[train_idx]).unsqueeze(1)
+    y_train = torch.from_numpy(labels[train_idx].astype(np.int64))
+
+    model = ConvNet(config).to(memory_format=torch.channels_last)
+    n_params = count_parameters(model)
+    log.info("architecture %s: %d parameters, sizes %s", config, n_params, config.spatial_sizes())
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    steps = args.epochs * -(-len(x_train) // args.batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=steps, pct_start=0.2)
+    gen = torch.Generator().manual_seed(args.seed + 1)
+
+    history: list[dict[str, Any]] = []
+    best: tuple[float, float, int] | None = None  # (val accuracy, -val loss, epoch)
+    best_state: dict[str, torch.Tensor] = {}
+    started = time.perf_counter()
+    for epoch in range(1, args.epochs + 1):
+        stats = train_one_epoch(
+            model, x_train, y_train, optimizer, scheduler, args.batch_size, gen, aug,
+            desc=f"epoch {epoch}/{args.epochs}", quiet=args.quiet,
+        )
+        val = evaluate(model, images[val_idx], labels[val_idx])
+        row = {"epoch": epoch, **{k: round(v, 6) for k, v in stats.items()},
+               "val_loss": round(val.loss, 6), "val_accuracy": round(val.accuracy, 6),
+               "lr_end": scheduler.get_last_lr()[0]}
+        history.append(row)
+        log.info("epoch %d: train loss %.4f, val loss %.4f, val accuracy %.4f%%, %.0f s",
+                 epoch, stats["train_loss"], val.loss, 100 * val.accuracy, stats["seconds"])
+        key = (val.accuracy, -val.loss, epoch)
+        if best is None or key[:2] > best[:2]:
+            best, best_state = key, copy.deepcopy(model.state_dict())
+    train_seconds = time.perf_counter() - started
+
+    assert best is not None
+    model.load_state_dict(best_state)
+    model = model.to(memory_format=torch.contiguous_format)
+    test_metrics = evaluate(model, test.images, test.labels)
+    log.info("best epoch %d; test accuracy %.4f%% on %d images", best[2], 100 * test_metrics.accuracy, test_metrics.n)
+
+    out = Path(args.out_dir)
+    sha = save_checkpoint(model, out / WEIGHTS_FILE)
+    card = build_card(args, argv, config, model, n_params, aug, train, test, history, best[2],
+                      test_metrics, train_seconds, sha, len(train_idx), len(val_idx))
+    (out / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
+    if not args.smoke:
+        from model.plots import plot_confusion, plot_curves
+
+        plot_curves(history, out / "training_curves.png")
+        plot_confusion(test_metrics.confusion_matrix, out / "confusion_matrix.png",
+                       f"MNIST test set: {100 * test_metrics.accuracy:.2f}% of {test_metrics.n}")
+    log.info("wrote %s (sha256 %s) and %s in %.0f s", out / WEIGHTS_FILE, sha[:12], out / CARD_FILE,
+             time.perf_counter() - started)
+    return 0
+
+
+def build_card(
+    args: argparse.Namespace, argv: list[str] | None, config: NetConfig, model: ConvNet,
+    n_params: int, aug: AugmentConfig | None, train: Any, test: Any, history: list[dict[str, Any]],
+    best_epoch: int, test_metrics: Metrics, train_seconds: float, sha: str, n_train: int, n_val: int,
+) -> dict[str, Any]:
+    import numpy  # noqa: F401  (version below)
+    import safetensors
+
+    argv = sys.argv[1:] if argv is None else argv
+    return {
+        "name": "convlens",
+        "version": f"{args.arch}-{sha[:12]}",
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "description": "MNIST digit classifier: conv/ReLU stages closed by 2x2 max pools, then dense.",
+        "architecture": {
+            "preset": args.arch,
+            "config": config.to_dict(),
+            "parameters": n_params,
+            "layers": [asdict(r) for r in model.layer_table()],
+        },
+        "input": {"size": [1, 28, 28], "ink": "white on black", "normalization": {"mean": MNIST_MEAN, "std": MNIST_STD}},
+        "training": {
+            "command": "python -m model.train " + shlex.join(argv),
+            "seed": args.seed,
+            "epochs": args.epochs,
+            "best_epoch": best_epoch,
+            "batch_size": args.batch_size,
+            "optimizer": {"name": "AdamW", "lr": args.lr, "weight_decay": args.weight_decay},
+            "schedule": "one-cycle (cosine), 20% warm-up",
+            "augmentation": aug.to_dict() if aug else None,
+            "limit_train": args.limit_train or None,
+            "threads": args.threads,
+            "seconds": round(train_seconds, 1),
+            "history": history,
+        },
+        "data": {
+            "n_train": n_train,
+            "n_val": n_val,
+            "n_test": test_metrics.n,
+            "payload_md5": {**train.md5, **test.md5},
+            "checksums_verified": not args.no_verify,
+        },
+        "metrics": {
+            "test_accuracy": test_metrics.accuracy,
+            "test_loss": round(test_metrics.loss, 6),
+            "per_class_accuracy": test_metrics.per_class_accuracy,
+            "confusion_matrix": test_metrics.confusion_matrix,
+        },
+        "environment": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "safetensors": safetensors.__version__,
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+        },
+        "weights": {"file": WEIGHTS_FILE, "sha256": sha, "format": "safetensors"},
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,201 @@
+"""Endpoints through httpx against the app (TestClient runs the real lifespan)."""
+
+import base64
+import io
+import json
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from app.config import Settings
+from app.main import create_app
+from tests.conftest import encode, png_bytes
+from tests.test_preprocess import png_with_header
+
+
+def files(data: bytes, name: str = "digit.png", ctype: str = "image/png") -> dict:
+    return {"file": (name, data, ctype)}
+
+
+def test_predict_multipart_and_raw_body(client, mnist_test):
+    for i in range(5):
+        data = png_bytes(mnist_test.images[i])
+        a = client.post("/v1/predict", files=files(data))
+        b = client.post("/v1/predict", content=data, headers={"content-type": "image/png"})
+        assert a.status_code == b.status_code == 200
+        ja, jb = a.json(), b.json()
+        assert ja["digit"] == jb["digit"] == mnist_test.labels[i]
+        assert ja["probabilities"] == jb["probabilities"]
+        assert len(ja["probabilities"]) == 10 and abs(sum(ja["probabilities"]) - 1) < 1e-6
+        assert ja["confidence"] == max(ja["probabilities"]) == ja["probabilities"][ja["digit"]]
+        assert ja["model_version"] == client.get("/v1/model").json()["version"]
+        assert ja["input"] == {"width": 28, "height": 28, "format": "PNG", "inverted": False}
+        assert ja["timing"]["total_ms"] >= ja["timing"]["inference_ms"] >= 0
+
+
+def test_http_predictions_equal_offline_model(client, mnist_test):
+    """Through the API, the 1,000 committed test digits score what the model scores offline."""
+    from model.checkpoint import load_checkpoint
+    from model.evaluate import evaluate
+
+    offline = evaluate(load_checkpoint("weights/model.safetensors"), mnist_test.images, mnist_test.labels)
+    correct = 0
+    for start in range(0, 1000, 16):
+        batch = [("files", (f"{i}.png", png_bytes(mnist_test.images[i]), "image/png")) for i in range(start, min(start + 16, 1000))]
+        r = client.post("/v1/predict/batch", files=batch)
+        assert r.status_code == 200
+        for item in r.json()["results"]:
+            correct += item["prediction"]["digit"] == mnist_test.labels[item["index"] + start]
+    assert correct / 1000 == pytest.approx(offline.accuracy, abs=0.002)
+
+
+def test_batch_keeps_order_and_isolates_bad_images(client, mnist_test):
+    batch = [("files", (f"{i}.png", png_bytes(mnist_test.images[i]), "image/png")) for i in range(4)]
+    batch.insert(2, ("files", ("broken.png", b"\x89PNG not really", "image/png")))
+    r = client.post("/v1/predict/batch", files=batch)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["count"] == 5 and body["succeeded"] == 4
+    assert [x["index"] for x in body["results"]] == [0, 1, 2, 3, 4]
+    assert body["results"][2]["error"]["code"] == "unreadable_image" and body["results"][2]["prediction"] is None
+    digits = [x["prediction"]["digit"] for x in body["results"] if x["prediction"]]
+    assert digits == [int(d) for d in mnist_test.labels[:4]]
+    assert body["results"][3]["filename"] == "2.png"
+
+
+def test_batch_limits(client, settings, mnist_test):
+    data = png_bytes(mnist_test.images[0])
+    too_many = [("files", (f"{i}.png", data, "image/png")) for i in range(settings.max_batch_images + 1)]
+    r = client.post("/v1/predict/batch", files=too_many)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "malformed_request"
+    r = client.post("/v1/predict/batch", files={"file": ("a.png", data, "image/png")})
+    assert r.status_code == 422
+
+
+def test_feature_maps_match_the_layer_table(client, mnist_test):
+    card = client.get("/v1/model").json()
+    table = {row["name"]: row for row in card["layers"]}
+    r = client.post("/v1/feature-maps", files=files(png_bytes(mnist_test.images[0])))
+    assert r.status_code == 200
+    body = r.json()
+    names = [layer["name"] for layer in body["layers"]]
+    assert names == [n for n in table if n.startswith(("conv", "relu", "pool")) and not n.startswith("relu_fc")]
+    for layer in body["layers"]:
+        assert layer["shape"] == table[layer["name"]]["output_shape"]
+        values = np.array(layer["values"])
+        assert list(values.shape) == layer["shape"]
+        assert values.min() == pytest.approx(layer["min"], abs=1e-4)
+        if layer["type"] in ("ReLU", "MaxPool2d"):
+            assert values.min() >= 0
+    assert body["prediction"]["digit"] == mnist_test.labels[0]
+    assert np.array(body["input_image"]["values"]).shape == (28, 28)
+
+
+def test_feature_maps_layer_selection_and_embedded_pngs(client, mnist_test):
+    r = client.post("/v1/feature-maps?layers=pool2,conv1&values=false&png=true", files=files(png_bytes(mnist_test.images[0])))
+    body = r.json()
+    assert [x["name"] for x in body["layers"]] == ["pool2", "conv1"]
+    for layer in body["layers"]:
+        assert layer["values"] is None
+        assert layer["png"].startswith("data:image/png;base64,")
+        img = Image.open(io.BytesIO(base64.b64decode(layer["png"].split(",", 1)[1])))
+        assert img.format == "PNG"
+    assert body["input_image"]["png"].startswith("data:image/png;base64,")
+    r = client.post("/v1/feature-maps?layers=conv1,nope", files=files(png_bytes(mnist_test.images[0])))
+    assert r.status_code == 404 and "nope" in r.json()["error"]["message"]
+
+
+def test_feature_map_png_is_a_grid_of_all_channels(client, mnist_test):
+    card = client.get("/v1/model").json()
+    c, h, w = next(row["output_shape"] for row in card["layers"] if row["name"] == "conv1")
+    r = client.post("/v1/feature-maps/conv1.png", files=files(png_bytes(mnist_test.images[0])))
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    img = Image.open(io.BytesIO(r.content))
+    cols = int(np.ceil(np.sqrt(c)))
+    scale = 112 // max(h, w)
+    assert img.size[0] == cols * (w * scale + 2) - 2
+    assert img.size[1] == -(-c // cols) * (h * scale + 2) - 2
+    r = client.post("/v1/feature-maps/fc.png", files=files(png_bytes(mnist_test.images[0])))
+    assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_layer"
+
+
+def test_preprocessed_png_shows_what_the_network_saw(client, mnist_test):
+    x = mnist_test.images[0]
+    r = client.post("/v1/preprocessed.png", files=files(png_bytes(255 - x)))
+    img = np.asarray(Image.open(io.BytesIO(r.content)).convert("L"))
+    assert img.shape == (224, 224)
+    assert np.abs(img[::8, ::8].astype(int) - x.astype(int)).max() <= 3
+
+
+def test_model_card_endpoint(client):
+    card = client.get("/v1/model").json()
+    shipped = json.load(open("weights/model_card.json"))
+    assert card["weights_sha256"] == shipped["weights"]["sha256"]
+    assert card["test_accuracy"] == shipped["metrics"]["test_accuracy"]
+    assert card["parameters"] == sum(row["parameters"] for row in card["layers"]) == shipped["architecture"]["parameters"]
+    assert card["layers"][0]["name"] == "conv1"
+
+
+def test_health_ready_metrics(client, mnist_test):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json()["status"] == "ready"
+    client.post("/v1/predict", files=files(png_bytes(mnist_test.images[0])))
+    client.post("/v1/predict", content=b"", headers={"content-type": "image/png"})
+    text = client.get("/metrics").text
+    assert 'convlens_http_requests_total{endpoint="/v1/predict",method="POST",status="200"}' in text
+    assert 'convlens_http_requests_total{endpoint="/v1/predict",method="POST",status="400"}' in text
+    assert f'convlens_predictions_total{{digit="{mnist_test.labels[0]}"}}' in text
+    assert "convlens_inference_batch_size_bucket" in text
+    assert "convlens_inference_queue_depth" in text
+
+
+def _error(r, status: int, code: str) -> None:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/json")
+    assert r.json()["error"]["code"] == code
+    assert r.json()["error"]["message"]
+
+
+def test_every_error_status_from_a_real_bad_input(client, settings, mnist_test):
+    raw = {"content-type": "image/png"}
+    _error(client.post("/v1/predict", content=b"", headers=raw), 400, "empty_image")
+    _error(client.post("/v1/predict", files=files(b"")), 400, "empty_image")
+    _error(client.post("/v1/predict", content=b"%PDF-1.4 not an image", headers=raw), 400, "unreadable_image")
+    _error(client.post("/v1/predict", content=png_bytes(np.zeros((28, 28), np.uint8)), headers=raw), 400, "blank_image")
+    big = b"\0" * (settings.max_body_bytes + 1)
+    _error(client.post("/v1/predict", content=big, headers=raw), 413, "payload_too_large")
+    chunked = iter([big[: len(big) // 2], big[len(big) // 2 :]])  # no Content-Length
+    _error(client.post("/v1/predict", content=chunked, headers=raw), 413, "payload_too_large")
+    _error(client.post("/v1/predict", files=files(big)), 413, "payload_too_large")
+    _error(client.post("/v1/predict", content=png_with_header(3000, 3000), headers=raw), 413, "image_too_large")
+    _error(client.post("/v1/predict", content=b"<svg/>", headers={"content-type": "text/plain"}), 415, "unsupported_media_type")
+    ico = encode(Image.new("L", (28, 28), 255), "ICO")
+    _error(client.post("/v1/predict", content=ico, headers=raw), 415, "unsupported_media_type")
+    _error(client.post("/v1/predict", files={"image": ("a.png", b"x", "image/png")}), 422, "malformed_request")
+    _error(client.post("/v1/predict", content=b"--x\r\nbroken", headers={"content-type": "multipart/form-data"}), 422, "malformed_request")
+    _error(client.post("/v1/feature-maps?values=maybe", files=files(png_bytes(mnist_test.images[0]))), 422, "malformed_request")
+    _error(client.get("/v1/nothing-here"), 404, "not_found")
+    _error(client.get("/v1/predict"), 405, "method_not_allowed")
+
+
+def test_missing_or_corrupt_weights_stop_startup(tmp_path):
+    with pytest.raises(Exception, match="weights file not found|model card not found"), TestClient(
+        create_app(Settings(weights_path=tmp_path / "none.safetensors"))
+    ):
+        pass
+    (tmp_path / "model.safetensors").write_bytes(b"garbage")
+    (tmp_path / "model_card.json").write_text(open("weights/model_card.json").read())
+    with pytest.raises(Exception, match="sha256"), TestClient(create_app(Settings(weights_path=tmp_path / "model.safetensors"))):
+        pass
+
+
+def test_api_key_when_configured(mnist_test):
+    s = Settings(api_key="s3cret", warmup=False)
+    with TestClient(create_app(s)) as c:
+        data = png_bytes(mnist_test.images[0])
+        _error(c.post("/v1/predict", files=files(data)), 401, "unauthorized")
+        _error(c.post("/v1/predict", files=files(data), headers={"X-API-Key": "nope"}), 401, "unauthorized")
+        assert c.post("/v1/predict", files=files(data), headers={"X-API-Key": "s3cret"}).status_code == 200
+        assert c.get("/healthz").status_code == 200  # probes need no key

@@ -1,0 +1,149 @@
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import array_shapes, arrays, scalar_dtypes
+from PIL import Image
+
+from app.errors import ApiError, BlankImage, EmptyImage, ImageTooLarge, UnreadableImage, UnsupportedMediaType
+from app.preprocess import preprocess, preprocess_array
+from tests.conftest import encode, png_bytes
+
+MAX_PIXELS = 50_000_000
+
+
+def run(data: bytes) -> np.ndarray:
+    return preprocess(data, MAX_PIXELS).pixels
+
+
+def centre_of_mass(a: np.ndarray) -> tuple[float, float]:
+    idx = np.arange(a.shape[0])
+    return float(a.sum(1) @ idx / a.sum()), float(a.sum(0) @ idx / a.sum())
+
+
+def test_mnist_digits_pass_essentially_unchanged(mnist_test):
+    diffs = [np.abs(preprocess_array(x)[0] - x / 255).max() for x in mnist_test.images[:300]]
+    # the only changes: a <1 % contrast stretch, and a 1 px re-centring for a few digits
+    assert np.mean(np.array(diffs) <= 2 / 255) >= 0.97
+
+
+def test_mnist_png_through_bytes_equals_array_path(mnist_test):
+    x = mnist_test.images[0]
+    np.testing.assert_array_equal(run(png_bytes(x)), preprocess_array(x)[0])
+
+
+def test_dark_ink_on_white_is_inverted_to_mnist(mnist_test):
+    x = mnist_test.images[3]
+    pre = preprocess(png_bytes(255 - x), MAX_PIXELS)
+    assert pre.inverted
+    np.testing.assert_allclose(pre.pixels, preprocess_array(x)[0], atol=2 / 255)
+
+
+def test_enlarged_off_centre_digit_is_cropped_fitted_and_centred(mnist_test):
+    x = mnist_test.images[5]
+    big = Image.fromarray(255 - x).resize((280, 280), Image.Resampling.BICUBIC)
+    canvas = Image.new("L", (900, 500), 255)
+    canvas.paste(big, (600, 20))
+    out = run(encode(canvas.convert("RGB"), "JPEG", quality=85))
+    rows, cols = np.flatnonzero(out.any(1)), np.flatnonzero(out.any(0))
+    assert max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 in (20, 21)  # 20 px box (+1 for rounding)
+    cy, cx = centre_of_mass(out)
+    assert abs(cy - 14) <= 0.6 and abs(cx - 14) <= 0.6
+    # and it still looks like the original digit
+    ref = preprocess_array(x)[0]
+    assert np.corrcoef(out.ravel(), ref.ravel())[0, 1] > 0.85
+
+
+@pytest.mark.parametrize("ink", [(0, 0, 0), (255, 255, 255), (20, 60, 200)])
+def test_transparent_png_with_dark_or_light_ink(mnist_test, ink):
+    x = mnist_test.images[1]
+    rgba = np.zeros((28, 28, 4), np.uint8)
+    rgba[..., :3] = ink
+    rgba[..., 3] = x
+    out = run(png_bytes(rgba, "RGBA"))
+    np.testing.assert_allclose(out, preprocess_array(x)[0], atol=0.02)
+
+
+def test_exif_orientation_is_honoured(mnist_test):
+    x = mnist_test.images[7]
+    ref = preprocess_array(x)[0]
+    # stored rotated; orientation 6 says "rotate 90 clockwise to display"
+    stored = Image.fromarray(x).transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    out = run(encode(stored, "JPEG", quality=95, exif=exif))
+    assert np.abs(out - ref).mean() < 0.03
+
+
+def test_sixteen_bit_cmyk_palette_and_gif(mnist_test):
+    x = mnist_test.images[2]
+    ref = preprocess_array(x)[0]
+    sixteen = png_bytes((x.astype(np.uint16) * 257), "I;16")
+    cmyk = encode(Image.fromarray(255 - x).convert("CMYK"), "JPEG", quality=95)
+    pal = Image.fromarray(255 - x).convert("P")
+    pal.info["transparency"] = 255
+    frames = [Image.fromarray(x).convert("P"), Image.fromarray(np.zeros_like(x)).convert("P")]
+    gif = encode(frames[0], "GIF", save_all=True, append_images=frames[1:])
+    assert np.abs(run(sixteen) - ref).max() < 0.01
+    assert np.abs(run(cmyk) - ref).mean() < 0.03
+    assert np.abs(run(encode(pal, "PNG")) - ref).mean() < 0.03
+    assert np.abs(run(gif) - ref).max() < 0.01  # first frame, not the black second one
+
+
+def png_with_header(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        (b"", EmptyImage),
+        (b"\x00\x01 not an image at all", UnreadableImage),
+        (png_with_header(50_000, 50_000), ImageTooLarge),
+        (png_with_header(40, 40), UnreadableImage),  # truncated pixel data
+        (encode(Image.new("L", (28, 28)), "ICO"), UnsupportedMediaType),
+        (png_bytes(np.zeros((28, 28), np.uint8)), BlankImage),
+        (png_bytes(np.full((50, 30), 255, np.uint8)), BlankImage),
+    ],
+    ids=["empty", "random", "50k-header", "truncated", "ico", "black", "white"],
+)
+def test_bad_inputs_raise_named_errors(data, error):
+    with pytest.raises(error):
+        run(data)
+
+
+def test_truncated_png_and_jpeg(mnist_test):
+    x = mnist_test.images[0]
+    for data in (png_bytes(x), encode(Image.fromarray(x), "JPEG")):
+        with pytest.raises(UnreadableImage):
+            run(data[: len(data) // 2])
+
+
+@settings(max_examples=150, deadline=None)
+@given(arrays(dtype=scalar_dtypes(), shape=array_shapes(min_dims=0, max_dims=3, max_side=60)))
+def test_any_array_gives_a_finite_28x28_or_a_documented_error(a):
+    try:
+        out, _ = preprocess_array(a)
+    except ApiError as e:
+        assert 400 <= e.status < 500
+        return
+    assert out.shape == (28, 28) and out.dtype == np.float32
+    assert np.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 300), st.integers(1, 300), st.integers(0, 2**32 - 1))
+def test_any_random_picture_size(h, w, seed):
+    a = np.random.default_rng(seed).integers(0, 256, (h, w), dtype=np.uint8)
+    try:
+        out = run(png_bytes(a))
+    except BlankImage:
+        return
+    assert out.shape == (28, 28) and np.isfinite(out).all()

@@ -1,0 +1,64 @@
+import json
+
+import pytest
+from safetensors.torch import load_file
+
+from model.checkpoint import load_checkpoint, sha256_file
+from model.train import main
+
+FIXTURES = "tests/fixtures/mnist"
+
+
+def train(out, *extra: str) -> dict:
+    argv = ["--smoke", "--data-dir", FIXTURES, "--out-dir", str(out), "--epochs", "3", "--seed", "7", *extra]
+    assert main(argv) == 0
+    return json.loads((out / "model_card.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def run_a(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run_a")
+    return out, train(out)
+
+
+def test_short_run_learns_and_beats_chance_by_far(run_a):
+    _, card = run_a
+    history = card["training"]["history"]
+    assert history[-1]["train_loss"] < history[0]["train_loss"] < 2.31  # ln(10) = chance
+    assert card["metrics"]["test_accuracy"] > 0.6  # chance is 0.1
+    assert card["data"]["n_test"] == 1000
+
+
+def test_same_seed_gives_identical_weights(run_a, tmp_path):
+    out_a, card_a = run_a
+    card_b = train(tmp_path)
+    a, b = load_file(out_a / "model.safetensors"), load_file(tmp_path / "model.safetensors")
+    assert a.keys() == b.keys()
+    assert all((a[k] == b[k]).all() for k in a)
+    assert card_a["weights"]["sha256"] == card_b["weights"]["sha256"]
+
+
+def test_other_seed_gives_other_weights(run_a, tmp_path):
+    _, card_a = run_a
+    assert main(["--smoke", "--data-dir", FIXTURES, "--out-dir", str(tmp_path), "--epochs", "1", "--seed", "8"]) == 0
+    assert json.loads((tmp_path / "model_card.json").read_text())["weights"]["sha256"] != card_a["weights"]["sha256"]
+
+
+def test_card_describes_the_weights(run_a):
+    out, card = run_a
+    assert card["weights"]["sha256"] == sha256_file(out / "model.safetensors")
+    model = load_checkpoint(out / "model.safetensors", expected_sha256=card["weights"]["sha256"])
+    assert model.config.to_dict() == card["architecture"]["config"]
+    assert card["architecture"]["parameters"] == sum(p.numel() for p in model.parameters())
+    for key in ("seed", "epochs", "best_epoch", "seconds", "history", "command"):
+        assert key in card["training"]
+    assert len(card["metrics"]["confusion_matrix"]) == 10
+    assert sum(map(sum, card["metrics"]["confusion_matrix"])) == 1000
+    assert "torch" in card["environment"]
+
+
+def test_missing_data_fails_with_a_clear_message(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("urllib.request.urlopen", lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
+    assert main(["--data-dir", str(tmp_path / "none"), "--out-dir", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "put the four MNIST" in err[0]
