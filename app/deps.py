@@ -36,7 +36,9 @@ SchedulerDep = Annotated[BatchScheduler, Depends(_scheduler)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 MetricsDep = Annotated[Metrics, Depends(_metrics)]
 
-_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="needed only when CONVLENS_API_KEY is set")
+_api_key_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="needed only when CONVLENS_API_KEY is set"
+)
 
 
 def require_api_key(settings: SettingsDep, key: Annotated[str | None, Depends(_api_key_header)]) -> None:

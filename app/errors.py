@@ -96,6 +96,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {404: "not_found", 405: "method_not_allowed"}
         return error_response(
-            exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail),
+            exc.status_code,
+            codes.get(exc.status_code, "http_error"),
+            str(exc.detail),
             getattr(exc, "headers", None),
         )

@@ -57,4 +57,3 @@ async def predict_one(
     t_inf = time.perf_counter() - t0
     timing = Timing(preprocess_ms=ms(t_pre), inference_ms=ms(t_inf), total_ms=ms(time.perf_counter() - start))
     return to_prediction(probs[0], pre, predictor.version, timing, metrics)
-

@@ -1,6 +1,6 @@
 """Assemble the convlens app: lifespan (load model, start scheduler), middleware, routes.
 
-    uvicorn app.main:app
+uvicorn app.main:app
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from typing import Any
 import torch
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
 
 from app.config import Settings, get_settings
 from app.deps import require_api_key
 from app.errors import install_error_handlers
 from app.metrics import Metrics, MetricsMiddleware
 from app.predictor import Predictor
-from app.routes import features, info, predict
+from app.routes import features, info, page, predict
 from app.scheduler import BatchScheduler, BatchStats
 from app.uploads import BodyLimitMiddleware
 
@@ -70,11 +71,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(predict.router, dependencies=guarded)
     app.include_router(features.router, dependencies=guarded)
     app.include_router(info.router)
+    app.include_router(page.router)
+    app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
     # outermost first: metrics see every response, including the body limit's 413
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-                           allow_headers=["*"])
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"]
+        )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
 

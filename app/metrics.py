@@ -23,14 +23,28 @@ class Metrics:
         r = self.registry
         self.requests = Counter("convlens_http_requests", "HTTP requests", ["endpoint", "method", "status"], registry=r)
         self.latency = Histogram(
-            "convlens_http_request_duration_seconds", "HTTP request latency", ["endpoint", "method"],
-            buckets=LATENCY_BUCKETS, registry=r,
+            "convlens_http_request_duration_seconds",
+            "HTTP request latency",
+            ["endpoint", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.predictions = Counter("convlens_predictions", "Predicted digits", ["digit"], registry=r)
-        self.batch_size = Histogram("convlens_inference_batch_size", "Images per forward pass", buckets=BATCH_BUCKETS, registry=r)
-        self.batch_wait = Histogram("convlens_inference_wait_seconds", "Time a batch's oldest request queued", buckets=LATENCY_BUCKETS, registry=r)
-        self.batch_compute = Histogram("convlens_inference_compute_seconds", "Forward pass time per batch", buckets=LATENCY_BUCKETS, registry=r)
-        self.queue_depth = Gauge("convlens_inference_queue_depth", "Images waiting for inference", registry=r, multiprocess_mode="livesum")
+        self.batch_size = Histogram(
+            "convlens_inference_batch_size", "Images per forward pass", buckets=BATCH_BUCKETS, registry=r
+        )
+        self.batch_wait = Histogram(
+            "convlens_inference_wait_seconds",
+            "Time a batch's oldest request queued",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_compute = Histogram(
+            "convlens_inference_compute_seconds", "Forward pass time per batch", buckets=LATENCY_BUCKETS, registry=r
+        )
+        self.queue_depth = Gauge(
+            "convlens_inference_queue_depth", "Images waiting for inference", registry=r, multiprocess_mode="livesum"
+        )
 
     def observe_batch(self, size: int, wait_s: float, compute_s: float) -> None:
         self.batch_size.observe(size)

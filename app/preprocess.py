@@ -93,7 +93,7 @@ def to_gray(img: Image.Image) -> np.ndarray:
         elif a.max(initial=0) > 1.0:
             a = a / 255.0
         return np.clip(np.nan_to_num(a, nan=0.0), 0.0, 1.0)
-    if mode == "P" and "transparency" in img.info or mode in ("PA", "RGBa", "La", "LA"):
+    if (mode == "P" and "transparency" in img.info) or mode in ("PA", "RGBa", "La", "LA"):
         img = img.convert("RGBA")
     elif mode not in ("L", "RGB", "RGBA"):
         img = img.convert("RGB")

@@ -32,8 +32,18 @@ def _lut(anchors: list[tuple[float, tuple[int, int, int]]]) -> np.ndarray:
 
 
 # anchor colours chosen for monotonic lightness
-SEQUENTIAL = _lut([(0.0, (0, 0, 4)), (0.25, (87, 16, 110)), (0.5, (188, 55, 84)), (0.75, (249, 142, 9)), (1.0, (252, 255, 164))])
-DIVERGING = _lut([(0.0, (33, 102, 172)), (0.25, (146, 197, 222)), (0.5, (247, 247, 247)), (0.75, (244, 165, 130)), (1.0, (178, 24, 43))])
+SEQUENTIAL = _lut(
+    [(0.0, (0, 0, 4)), (0.25, (87, 16, 110)), (0.5, (188, 55, 84)), (0.75, (249, 142, 9)), (1.0, (252, 255, 164))]
+)
+DIVERGING = _lut(
+    [
+        (0.0, (33, 102, 172)),
+        (0.25, (146, 197, 222)),
+        (0.5, (247, 247, 247)),
+        (0.75, (244, 165, 130)),
+        (1.0, (178, 24, 43)),
+    ]
+)
 
 
 def colorize(maps: np.ndarray, signed: bool, per_channel: bool = False) -> np.ndarray:

@@ -29,7 +29,7 @@ def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-async def _form(request: Request, max_files: int):  # noqa: ANN202  (starlette FormData)
+async def _form(request: Request, max_files: int):
     try:
         return await request.form(max_files=max_files, max_fields=max_files + 16)
     except MultiPartException as e:

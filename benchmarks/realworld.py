@@ -49,7 +49,9 @@ def paper_jpeg(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]
     ink = np.asarray(canvas, np.float32) / 255
     paper, pen = rng.uniform(200, 250), rng.uniform(0, 70)
     gray = paper + (pen - paper) * ink
-    return _save(Image.fromarray(gray.clip(0, 255).astype(np.uint8)).convert("RGB"), "JPEG", quality=int(rng.integers(70, 95))), "image/jpeg"
+    return _save(
+        Image.fromarray(gray.clip(0, 255).astype(np.uint8)).convert("RGB"), "JPEG", quality=int(rng.integers(70, 95))
+    ), "image/jpeg"
 
 
 def transparent_png(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]:

@@ -106,7 +106,7 @@ def download(stem: str, data_dir: Path, md5: str, timeout: float = 30.0) -> Path
     for mirror in MIRRORS:
         url = mirror + stem + ".gz"
         try:
-            with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310
+            with urllib.request.urlopen(url, timeout=timeout) as resp:
                 raw = resp.read()
             payload = gzip.decompress(raw)
         except (OSError, urllib.error.URLError, EOFError, gzip.BadGzipFile) as e:
@@ -143,9 +143,7 @@ class Split:
     md5: dict[str, str]  # file stem -> payload md5
 
 
-def load_split(
-    data_dir: str | Path, split: str, *, verify: bool = True, download_missing: bool = True
-) -> Split:
+def load_split(data_dir: str | Path, split: str, *, verify: bool = True, download_missing: bool = True) -> Split:
     """Load "train" or "test"; `verify=False` accepts subsets such as test fixtures."""
     data_dir = Path(data_dir)
     img_spec, lbl_spec = SPLITS[split]

@@ -1,6 +1,6 @@
 """Measure any weights on the MNIST test set.
 
-    python -m model.evaluate --weights weights/model.safetensors --data-dir data/mnist [--json]
+python -m model.evaluate --weights weights/model.safetensors --data-dir data/mnist [--json]
 """
 
 from __future__ import annotations
@@ -41,9 +41,7 @@ def to_input(images: np.ndarray) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(
-    model: ConvNet, images: np.ndarray, labels: np.ndarray, batch_size: int = 1000
-) -> Metrics:
+def evaluate(model: ConvNet, images: np.ndarray, labels: np.ndarray, batch_size: int = 1000) -> Metrics:
     was_training = model.training
     model.eval()
     targets = torch.from_numpy(labels.astype(np.int64))
@@ -82,9 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights", default="weights/model.safetensors", help="default: %(default)s")
     p.add_argument("--data-dir", default="data/mnist", help="MNIST directory (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    p.add_argument(
-        "--no-verify", action="store_true", help="accept subsets whose checksums are not MNIST's"
-    )
+    p.add_argument("--no-verify", action="store_true", help="accept subsets whose checksums are not MNIST's")
     args = p.parse_args(argv)
     try:
         model = load_checkpoint(args.weights)

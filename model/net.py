@@ -83,9 +83,7 @@ class NetConfig:
 
 ARTICLE = NetConfig()
 # The shipped recipe: TinyVGG-style stages, "same" padding and batch norm; see model card.
-SHIPPED = NetConfig(
-    channels=(32, 64), convs_per_stage=2, padding=1, batch_norm=True, dropout=0.25
-)
+SHIPPED = NetConfig(channels=(32, 64), convs_per_stage=2, padding=1, batch_norm=True, dropout=0.25)
 PRESETS: dict[str, NetConfig] = {"article": ARTICLE, "shipped": SHIPPED}
 
 
@@ -116,9 +114,7 @@ class ConvNet(nn.Module):
             for _ in range(config.convs_per_stage):
                 conv_i += 1
                 # bias is redundant right before batch norm
-                layers[f"conv{conv_i}"] = nn.Conv2d(
-                    c_in, c_out, 3, padding=config.padding, bias=not config.batch_norm
-                )
+                layers[f"conv{conv_i}"] = nn.Conv2d(c_in, c_out, 3, padding=config.padding, bias=not config.batch_norm)
                 if config.batch_norm:
                     layers[f"bn{conv_i}"] = nn.BatchNorm2d(c_out)
                 layers[f"relu{conv_i}"] = nn.ReLU()
@@ -148,13 +144,10 @@ class ConvNet(nn.Module):
         return [
             name
             for name, m in self.layers.named_children()
-            if isinstance(m, nn.Conv2d | nn.BatchNorm2d | nn.ReLU | nn.MaxPool2d)
-            and not name.startswith("relu_fc")
+            if isinstance(m, nn.Conv2d | nn.BatchNorm2d | nn.ReLU | nn.MaxPool2d) and not name.startswith("relu_fc")
         ]
 
-    def features(
-        self, x: torch.Tensor, names: Iterable[str] = ()
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def features(self, x: torch.Tensor, names: Iterable[str] = ()) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Logits and the activations of the named layers, from one forward pass."""
         wanted = set(names)
         unknown = wanted - set(self.layer_names)

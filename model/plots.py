@@ -8,8 +8,8 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")  # headless: training runs on servers and in CI
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 
 def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
@@ -41,7 +41,10 @@ def plot_confusion(confusion: list[list[int]], path: Path, title: str) -> None:
                 color = "white" if i == j else "black"
                 ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8, color=color)
     ax.set(
-        xticks=range(10), yticks=range(10), xlabel="predicted digit", ylabel="true digit",
+        xticks=range(10),
+        yticks=range(10),
+        xlabel="predicted digit",
+        ylabel="true digit",
         title=title,
     )
     fig.colorbar(im, ax=ax, label="log(1 + count)")

@@ -98,9 +98,13 @@ def build_config(args: argparse.Namespace) -> NetConfig:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-dir", default="data/mnist", help="MNIST IDX files; downloaded there if missing (default: %(default)s)")
+    p.add_argument(
+        "--data-dir", default="data/mnist", help="MNIST IDX files; downloaded there if missing (default: %(default)s)"
+    )
     p.add_argument("--out-dir", default="weights", help="where weights and model card go (default: %(default)s)")
-    p.add_argument("--arch", choices=sorted(PRESETS), default="shipped", help="architecture preset (default: %(default)s)")
+    p.add_argument(
+        "--arch", choices=sorted(PRESETS), default="shipped", help="architecture preset (default: %(default)s)"
+    )
     p.add_argument("--channels", help="override filters per stage, e.g. 16,32")
     p.add_argument("--convs-per-stage", type=int, help="override convolutions per stage")
     p.add_argument("--padding", type=int, choices=(0, 1), help="override conv padding")
@@ -111,13 +115,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=128, help="default: %(default)s")
     p.add_argument("--lr", type=float, default=3e-3, help="peak one-cycle learning rate (default: %(default)s)")
     p.add_argument("--weight-decay", type=float, default=1e-2, help="AdamW weight decay (default: %(default)s)")
-    p.add_argument("--val-size", type=int, default=5000, help="validation images carved from train (default: %(default)s)")
+    p.add_argument(
+        "--val-size", type=int, default=5000, help="validation images carved from train (default: %(default)s)"
+    )
     p.add_argument("--seed", type=int, default=0, help="default: %(default)s")
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads (default: all cores, %(default)s)")
+    p.add_argument(
+        "--threads", type=int, default=os.cpu_count() or 1, help="torch threads (default: all cores, %(default)s)"
+    )
     p.add_argument("--no-augment", action="store_true", help="train on the images as they are")
     p.add_argument("--no-verify", action="store_true", help="accept data whose checksums are not MNIST's (subsets)")
     p.add_argument("--limit-train", type=int, default=0, help="use only the first N training images (default: all)")
-    p.add_argument("--smoke", action="store_true", help="tiny quick run for tests: article net, 2 epochs, no plots, no checksums")
+    p.add_argument(
+        "--smoke", action="store_true", help="tiny quick run for tests: article net, 2 epochs, no plots, no checksums"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
     if args.smoke:
@@ -168,16 +178,34 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     for epoch in range(1, args.epochs + 1):
         stats = train_one_epoch(
-            model, x_train, y_train, optimizer, scheduler, args.batch_size, gen, aug,
-            desc=f"epoch {epoch}/{args.epochs}", quiet=args.quiet,
+            model,
+            x_train,
+            y_train,
+            optimizer,
+            scheduler,
+            args.batch_size,
+            gen,
+            aug,
+            desc=f"epoch {epoch}/{args.epochs}",
+            quiet=args.quiet,
         )
         val = evaluate(model, images[val_idx], labels[val_idx])
-        row = {"epoch": epoch, **{k: round(v, 6) for k, v in stats.items()},
-               "val_loss": round(val.loss, 6), "val_accuracy": round(val.accuracy, 6),
-               "lr_end": scheduler.get_last_lr()[0]}
+        row = {
+            "epoch": epoch,
+            **{k: round(v, 6) for k, v in stats.items()},
+            "val_loss": round(val.loss, 6),
+            "val_accuracy": round(val.accuracy, 6),
+            "lr_end": scheduler.get_last_lr()[0],
+        }
         history.append(row)
-        log.info("epoch %d: train loss %.4f, val loss %.4f, val accuracy %.4f%%, %.0f s",
-                 epoch, stats["train_loss"], val.loss, 100 * val.accuracy, stats["seconds"])
+        log.info(
+            "epoch %d: train loss %.4f, val loss %.4f, val accuracy %.4f%%, %.0f s",
+            epoch,
+            stats["train_loss"],
+            val.loss,
+            100 * val.accuracy,
+            stats["seconds"],
+        )
         key = (val.accuracy, -val.loss, epoch)
         if best is None or key[:2] > best[:2]:
             best, best_state = key, copy.deepcopy(model.state_dict())
@@ -191,26 +219,60 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(args.out_dir)
     sha = save_checkpoint(model, out / WEIGHTS_FILE)
-    card = build_card(args, argv, config, model, n_params, aug, train, test, history, best[2],
-                      test_metrics, train_seconds, sha, len(train_idx), len(val_idx))
+    card = build_card(
+        args,
+        argv,
+        config,
+        model,
+        n_params,
+        aug,
+        train,
+        test,
+        history,
+        best[2],
+        test_metrics,
+        train_seconds,
+        sha,
+        len(train_idx),
+        len(val_idx),
+    )
     (out / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
     if not args.smoke:
         from model.plots import plot_confusion, plot_curves
 
         plot_curves(history, out / "training_curves.png")
-        plot_confusion(test_metrics.confusion_matrix, out / "confusion_matrix.png",
-                       f"MNIST test set: {100 * test_metrics.accuracy:.2f}% of {test_metrics.n}")
-    log.info("wrote %s (sha256 %s) and %s in %.0f s", out / WEIGHTS_FILE, sha[:12], out / CARD_FILE,
-             time.perf_counter() - started)
+        plot_confusion(
+            test_metrics.confusion_matrix,
+            out / "confusion_matrix.png",
+            f"MNIST test set: {100 * test_metrics.accuracy:.2f}% of {test_metrics.n}",
+        )
+    log.info(
+        "wrote %s (sha256 %s) and %s in %.0f s",
+        out / WEIGHTS_FILE,
+        sha[:12],
+        out / CARD_FILE,
+        time.perf_counter() - started,
+    )
     return 0
 
 
 def build_card(
-    args: argparse.Namespace, argv: list[str] | None, config: NetConfig, model: ConvNet,
-    n_params: int, aug: AugmentConfig | None, train: Any, test: Any, history: list[dict[str, Any]],
-    best_epoch: int, test_metrics: Metrics, train_seconds: float, sha: str, n_train: int, n_val: int,
+    args: argparse.Namespace,
+    argv: list[str] | None,
+    config: NetConfig,
+    model: ConvNet,
+    n_params: int,
+    aug: AugmentConfig | None,
+    train: Any,
+    test: Any,
+    history: list[dict[str, Any]],
+    best_epoch: int,
+    test_metrics: Metrics,
+    train_seconds: float,
+    sha: str,
+    n_train: int,
+    n_val: int,
 ) -> dict[str, Any]:
-    import numpy  # noqa: F401  (version below)
     import safetensors
 
     argv = sys.argv[1:] if argv is None else argv
@@ -225,7 +287,11 @@ def build_card(
             "parameters": n_params,
             "layers": [asdict(r) for r in model.layer_table()],
         },
-        "input": {"size": [1, 28, 28], "ink": "white on black", "normalization": {"mean": MNIST_MEAN, "std": MNIST_STD}},
+        "input": {
+            "size": [1, 28, 28],
+            "ink": "white on black",
+            "normalization": {"mean": MNIST_MEAN, "std": MNIST_STD},
+        },
         "training": {
             "command": "python -m model.train " + shlex.join(argv),
             "seed": args.seed,

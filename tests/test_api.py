@@ -3,6 +3,7 @@
 import base64
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from PIL import Image
 
 from app.config import Settings
 from app.main import create_app
+from model.checkpoint import CheckpointError
 from tests.conftest import encode, png_bytes
 from tests.test_preprocess import png_with_header
 
@@ -43,7 +45,10 @@ def test_http_predictions_equal_offline_model(client, mnist_test):
     offline = evaluate(load_checkpoint("weights/model.safetensors"), mnist_test.images, mnist_test.labels)
     correct = 0
     for start in range(0, 1000, 16):
-        batch = [("files", (f"{i}.png", png_bytes(mnist_test.images[i]), "image/png")) for i in range(start, min(start + 16, 1000))]
+        batch = [
+            ("files", (f"{i}.png", png_bytes(mnist_test.images[i]), "image/png"))
+            for i in range(start, min(start + 16, 1000))
+        ]
         r = client.post("/v1/predict/batch", files=batch)
         assert r.status_code == 200
         for item in r.json()["results"]:
@@ -94,7 +99,9 @@ def test_feature_maps_match_the_layer_table(client, mnist_test):
 
 
 def test_feature_maps_layer_selection_and_embedded_pngs(client, mnist_test):
-    r = client.post("/v1/feature-maps?layers=pool2,conv1&values=false&png=true", files=files(png_bytes(mnist_test.images[0])))
+    r = client.post(
+        "/v1/feature-maps?layers=pool2,conv1&values=false&png=true", files=files(png_bytes(mnist_test.images[0]))
+    )
     body = r.json()
     assert [x["name"] for x in body["layers"]] == ["pool2", "conv1"]
     for layer in body["layers"]:
@@ -131,10 +138,12 @@ def test_preprocessed_png_shows_what_the_network_saw(client, mnist_test):
 
 def test_model_card_endpoint(client):
     card = client.get("/v1/model").json()
-    shipped = json.load(open("weights/model_card.json"))
+    shipped = json.loads(Path("weights/model_card.json").read_text())
     assert card["weights_sha256"] == shipped["weights"]["sha256"]
     assert card["test_accuracy"] == shipped["metrics"]["test_accuracy"]
-    assert card["parameters"] == sum(row["parameters"] for row in card["layers"]) == shipped["architecture"]["parameters"]
+    assert (
+        card["parameters"] == sum(row["parameters"] for row in card["layers"]) == shipped["architecture"]["parameters"]
+    )
     assert card["layers"][0]["name"] == "conv1"
 
 
@@ -170,24 +179,40 @@ def test_every_error_status_from_a_real_bad_input(client, settings, mnist_test):
     _error(client.post("/v1/predict", content=chunked, headers=raw), 413, "payload_too_large")
     _error(client.post("/v1/predict", files=files(big)), 413, "payload_too_large")
     _error(client.post("/v1/predict", content=png_with_header(3000, 3000), headers=raw), 413, "image_too_large")
-    _error(client.post("/v1/predict", content=b"<svg/>", headers={"content-type": "text/plain"}), 415, "unsupported_media_type")
+    _error(
+        client.post("/v1/predict", content=b"<svg/>", headers={"content-type": "text/plain"}),
+        415,
+        "unsupported_media_type",
+    )
     ico = encode(Image.new("L", (28, 28), 255), "ICO")
     _error(client.post("/v1/predict", content=ico, headers=raw), 415, "unsupported_media_type")
     _error(client.post("/v1/predict", files={"image": ("a.png", b"x", "image/png")}), 422, "malformed_request")
-    _error(client.post("/v1/predict", content=b"--x\r\nbroken", headers={"content-type": "multipart/form-data"}), 422, "malformed_request")
-    _error(client.post("/v1/feature-maps?values=maybe", files=files(png_bytes(mnist_test.images[0]))), 422, "malformed_request")
+    _error(
+        client.post("/v1/predict", content=b"--x\r\nbroken", headers={"content-type": "multipart/form-data"}),
+        422,
+        "malformed_request",
+    )
+    _error(
+        client.post("/v1/feature-maps?values=maybe", files=files(png_bytes(mnist_test.images[0]))),
+        422,
+        "malformed_request",
+    )
     _error(client.get("/v1/nothing-here"), 404, "not_found")
     _error(client.get("/v1/predict"), 405, "method_not_allowed")
 
 
 def test_missing_or_corrupt_weights_stop_startup(tmp_path):
-    with pytest.raises(Exception, match="weights file not found|model card not found"), TestClient(
-        create_app(Settings(weights_path=tmp_path / "none.safetensors"))
+    with (
+        pytest.raises(CheckpointError, match=r"weights file not found|model card not found"),
+        TestClient(create_app(Settings(weights_path=tmp_path / "none.safetensors"))),
     ):
         pass
     (tmp_path / "model.safetensors").write_bytes(b"garbage")
-    (tmp_path / "model_card.json").write_text(open("weights/model_card.json").read())
-    with pytest.raises(Exception, match="sha256"), TestClient(create_app(Settings(weights_path=tmp_path / "model.safetensors"))):
+    (tmp_path / "model_card.json").write_text(Path("weights/model_card.json").read_text())
+    with (
+        pytest.raises(CheckpointError, match="sha256"),
+        TestClient(create_app(Settings(weights_path=tmp_path / "model.safetensors"))),
+    ):
         pass
 
 

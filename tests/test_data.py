@@ -1,4 +1,5 @@
 import gzip
+import shutil
 
 import numpy as np
 import pytest
@@ -55,8 +56,8 @@ def test_truncated_gzip_is_a_dataset_error(tmp_path):
 
 def test_wrong_checksum_is_refused(tmp_path):
     # a fixture file is a valid IDX file, but not MNIST's: verification must notice
-    (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(open(f"{FIXTURES}/t10k-images-idx3-ubyte.gz", "rb").read())
-    (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(open(f"{FIXTURES}/t10k-labels-idx1-ubyte.gz", "rb").read())
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        shutil.copy(f"{FIXTURES}/{name}", tmp_path / name)
     with pytest.raises(DatasetError, match="checksum"):
         load_split(tmp_path, "test", download_missing=False)
     split = load_split(tmp_path, "test", verify=False, download_missing=False)

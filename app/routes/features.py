@@ -41,8 +41,7 @@ def resolve_layers(predictor: Predictor, layers: str | None) -> list[str]:
     unknown = [n for n in names if n not in predictor.feature_layers]
     if unknown or not names:
         raise UnknownLayer(
-            f"unknown layer(s) {', '.join(unknown) or repr(layers)}; "
-            f"choose from {', '.join(predictor.feature_layers)}"
+            f"unknown layer(s) {', '.join(unknown) or repr(layers)}; choose from {', '.join(predictor.feature_layers)}"
         )
     return names
 
@@ -52,14 +51,19 @@ def _round(a: np.ndarray) -> list:  # type: ignore[type-arg]
 
 
 @router.post(
-    "/feature-maps", response_model=FeatureMapsResponse, responses={**UPLOAD_ERRORS, **errors(404)}, openapi_extra=IMAGE_BODY
+    "/feature-maps",
+    response_model=FeatureMapsResponse,
+    responses={**UPLOAD_ERRORS, **errors(404)},
+    openapi_extra=IMAGE_BODY,
 )
 async def feature_maps(
     request: Request,
     settings: SettingsDep,
     predictor: PredictorDep,
     metrics: MetricsDep,
-    layers: Annotated[str | None, Query(description="comma-separated layer names; default: every conv, ReLU and pool layer")] = None,
+    layers: Annotated[
+        str | None, Query(description="comma-separated layer names; default: every conv, ReLU and pool layer")
+    ] = None,
     values: Annotated[bool, Query(description="include the activation values")] = True,
     png: Annotated[bool, Query(description="embed each layer's PNG grid (and the input) as a data URI")] = False,
     norm: Norm = "layer",
@@ -80,7 +84,11 @@ async def feature_maps(
             a = acts[name][0].numpy()
             out.append(
                 LayerActivation(
-                    name=name, type=types[name], shape=list(a.shape), min=float(a.min()), max=float(a.max()),
+                    name=name,
+                    type=types[name],
+                    shape=list(a.shape),
+                    min=float(a.min()),
+                    max=float(a.max()),
                     values=_round(a) if values else None,
                     png=data_uri(feature_grid_png(a, _signed(types[name]), norm == "channel")) if png else None,
                 )

@@ -24,15 +24,20 @@ def model_card(predictor: PredictorDep) -> ModelCard:
         description=card.get("description"),
         created=card.get("created"),
         architecture=predictor.model.config.to_dict(),
-        layers=[LayerRow(name=r.name, type=r.type, output_shape=r.output_shape, parameters=r.parameters) for r in predictor.layers],
+        layers=[
+            LayerRow(name=r.name, type=r.type, output_shape=r.output_shape, parameters=r.parameters)
+            for r in predictor.layers
+        ],
         parameters=sum(r.parameters for r in predictor.layers),
         feature_layers=predictor.feature_layers,
         test_accuracy=metrics.get("test_accuracy"),
         per_class_accuracy=metrics.get("per_class_accuracy"),
         confusion_matrix=metrics.get("confusion_matrix"),
         weights_sha256=card["weights"]["sha256"],
-        training=TrainingSummary(**{k: training.get(k) for k in ("command", "seed", "epochs", "best_epoch", "seconds")},
-                                 history=training.get("history", [])),
+        training=TrainingSummary(
+            **{k: training.get(k) for k in ("command", "seed", "epochs", "best_epoch", "seconds")},
+            history=training.get("history", []),
+        ),
         data=card.get("data", {}),
         environment=card.get("environment", {}),
     )

@@ -1,0 +1,1 @@
+"""Baseline servers the benchmark compares convlens against; benchmark-only code."""

@@ -1,0 +1,130 @@
+"""The web page in real headless Chromium against a real uvicorn process."""
+
+import os
+import shutil
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import png_bytes
+from tests.server import ROOT, running_server
+
+pytestmark = pytest.mark.slow
+CHROMIUM = os.environ.get("CONVLENS_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
+OUTPUT = ROOT / "test-output"
+
+
+@pytest.fixture(scope="module")
+def server():
+    with running_server({"WEB_CONCURRENCY": "1"}) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install chromium (.ci/run does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
+        )
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.goto(server.url + "/")
+    yield pg
+    context.close()
+    assert not errors, f"JavaScript errors: {errors}"
+
+
+def draw_seven(pg) -> None:
+    box = pg.locator("#pad").bounding_box()
+    x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
+    strokes = [[(0.25, 0.22), (0.45, 0.22), (0.72, 0.22)], [(0.72, 0.22), (0.62, 0.45), (0.52, 0.65), (0.45, 0.82)]]
+    for stroke in strokes:
+        pg.mouse.move(x0 + stroke[0][0] * w, y0 + stroke[0][1] * h)
+        pg.mouse.down()
+        for fx, fy in stroke[1:]:
+            pg.mouse.move(x0 + fx * w, y0 + fy * h, steps=8)
+        pg.mouse.up()
+
+
+def test_draw_a_digit_and_see_prediction_and_feature_maps(page, server):
+    card = httpx.get(server.url + "/v1/model").json()
+    expected = {r["name"]: r["output_shape"] for r in card["layers"] if r["name"].startswith(("conv", "relu", "pool"))}
+    page.wait_for_function("document.querySelector('#card-summary').textContent.includes('parameters')")
+    assert f"{card['parameters']:,}" in page.text_content("#card-summary")
+    assert page.locator("#layers tbody tr").count() == len(card["layers"])
+
+    draw_seven(page)
+    page.wait_for_function("document.querySelectorAll('#maps figure').length > 0")
+    page.wait_for_function("/^[0-9]$/.test(document.querySelector('#digit').textContent)")
+    assert page.text_content("#digit") == "7"
+    figures = page.locator("#maps figure")
+    assert figures.count() == len(expected)
+    for i in range(figures.count()):
+        fig = figures.nth(i)
+        name = fig.get_attribute("data-layer")
+        assert "×".join(map(str, expected[name])) in fig.text_content()
+        assert fig.locator("img").evaluate("img => img.complete && img.naturalWidth > 0")
+    walk = page.text_content("#walk")
+    assert "conv1" in walk and "pool2" in walk
+    assert page.locator("#bars li").count() == 10
+    assert page.locator("#seen-img").evaluate("img => img.naturalWidth") == 224
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUTPUT / "page-after-drawing.png"), full_page=True)
+
+    page.locator("#maps figure img").first.click()
+    assert page.locator("#zoom").evaluate("d => d.open")
+    assert "channel" in page.text_content("#zoom-title")
+    page.keyboard.press("Escape")
+
+
+def test_upload_an_image_file(page, mnist_test, tmp_path):
+    path = tmp_path / "digit.png"
+    path.write_bytes(png_bytes(255 - mnist_test.images[0]))  # dark ink on white, as a scan
+    page.set_input_files("#file", str(path))
+    page.wait_for_function("/^[0-9]$/.test(document.querySelector('#digit').textContent)")
+    assert page.text_content("#digit") == str(mnist_test.labels[0])
+
+
+def test_api_errors_are_shown_in_words(page, tmp_path):
+    path = tmp_path / "notes.png"
+    path.write_bytes(b"this is not an image")
+    page.set_input_files("#file", str(path))
+    page.wait_for_selector("#error:not([hidden])")
+    text = page.text_content("#error")
+    assert "Could not analyse the image" in text and "cannot decode" in text
+
+
+def test_keyboard_reaches_the_controls_and_small_screens_fit(browser, server):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    pg = context.new_page()
+    pg.goto(server.url + "/")
+    focused = set()
+    for _ in range(6):
+        pg.keyboard.press("Tab")
+        focused.add(pg.evaluate("document.activeElement.id || document.activeElement.tagName"))
+    assert {"clear", "file"} <= focused
+    overflow = pg.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0, "page scrolls sideways on a phone"
+    context.close()

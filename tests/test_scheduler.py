@@ -1,0 +1,167 @@
+import asyncio
+import threading
+import time
+
+import pytest
+import torch
+
+from app.errors import Overloaded
+from app.scheduler import BatchScheduler, BatchStats
+from model.net import ARTICLE, ConvNet
+
+
+def ids(n: int, start: int = 0) -> list[torch.Tensor]:
+    """Inputs whose only content is their own id, so outputs can be matched to requests."""
+    return [torch.full((1, 3), float(i)) for i in range(start, start + n)]
+
+
+class Recorder:
+    def __init__(self, delay: float = 0.0) -> None:
+        self.calls: list[int] = []
+        self.delay = delay
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls.append(len(x))
+        if self.delay:
+            time.sleep(self.delay)
+        return x[:, :1] * 10
+
+
+async def started(fn, **kw) -> BatchScheduler:
+    s = BatchScheduler(fn, **kw)
+    await s.start()
+    return s
+
+
+def test_outputs_match_unbatched_forward_for_every_request():
+    torch.manual_seed(0)
+    net = ConvNet(ARTICLE).eval()
+    xs = [torch.randn(1, 1, 28, 28) for _ in range(40)]
+
+    async def main():
+        s = await started(lambda x: net(x).detach(), max_batch_size=16, max_wait=0.005)
+        outs = await asyncio.gather(*(s.submit(x) for x in xs))
+        await s.stop()
+        return outs
+
+    outs = asyncio.run(main())
+    with torch.no_grad():
+        for x, out in zip(xs, outs, strict=True):
+            torch.testing.assert_close(out, net(x), rtol=1e-5, atol=1e-5)
+
+
+def test_each_request_gets_its_own_rows_under_concurrency():
+    rec = Recorder(delay=0.005)
+
+    async def main():
+        s = await started(rec, max_batch_size=8, max_wait=0.002)
+        xs = ids(200)
+        xs.append(torch.cat(ids(5, start=1000)))  # one request with five rows
+        outs = await asyncio.gather(*(s.submit(x) for x in xs))
+        await s.stop()
+        return xs, outs
+
+    xs, outs = asyncio.run(main())
+    for x, out in zip(xs, outs, strict=True):
+        assert out.shape == (len(x), 1)
+        assert torch.equal(out, x[:, :1] * 10)
+    assert max(rec.calls) > 1, "concurrent requests should share forward passes"
+    assert len(rec.calls) < 100
+    assert max(rec.calls) <= 8 and sum(rec.calls) == 205
+
+
+def test_a_lone_request_never_waits_for_company():
+    async def main():
+        s = await started(Recorder(), max_batch_size=64, max_wait=30.0)
+        out = await asyncio.wait_for(s.submit(ids(1)[0]), timeout=5.0)  # would take 30 s if it waited
+        await s.stop()
+        return out
+
+    assert asyncio.run(main()).item() == 0
+
+
+def test_oversized_request_runs_alone_in_one_pass():
+    rec = Recorder()
+
+    async def main():
+        s = await started(rec, max_batch_size=4, max_queue=64)
+        out = await s.submit(torch.cat(ids(10)))
+        await s.stop()
+        return out
+
+    assert asyncio.run(main()).shape == (10, 1)
+    assert rec.calls == [10]
+
+
+def test_a_failing_batch_fails_only_its_own_requests():
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        if (x == -1).any():
+            raise ValueError("poisoned batch")
+        return x[:, :1]
+
+    async def main():
+        s = await started(fn)
+        ok1 = await s.submit(ids(1, 5)[0])
+        with pytest.raises(ValueError, match="poisoned"):
+            await s.submit(torch.full((1, 3), -1.0))
+        ok2 = await asyncio.gather(*(s.submit(x) for x in ids(10)))
+        await s.stop()
+        return ok1, ok2
+
+    ok1, ok2 = asyncio.run(main())
+    assert ok1.item() == 5 and [o.item() for o in ok2] == list(range(10))
+
+
+def test_wrong_number_of_outputs_is_an_error_not_a_mixup():
+    async def main():
+        s = await started(lambda x: x[:1])
+        with pytest.raises(RuntimeError, match="1 outputs for 3 inputs"):
+            await s.submit(torch.cat(ids(3)))
+        ok = await s.submit(ids(1, 4)[0])  # the loop survives
+        await s.stop()
+        return ok
+
+    assert asyncio.run(main()).item() == 4
+
+
+def test_bounded_queue_answers_overloaded_with_retry_after():
+    gate = threading.Event()
+
+    def blocked(x: torch.Tensor) -> torch.Tensor:
+        gate.wait(10)
+        return x[:, :1]
+
+    async def main():
+        s = await started(blocked, max_batch_size=1, max_queue=3, retry_after_s=2)
+        first = asyncio.create_task(s.submit(ids(1)[0]))
+        await asyncio.sleep(0.05)  # the first one is now inside the forward pass
+        queued = [asyncio.create_task(s.submit(x)) for x in ids(3, 1)]
+        await asyncio.sleep(0.01)
+        with pytest.raises(Overloaded) as e:
+            await s.submit(ids(1, 99)[0])
+        gate.set()
+        done = await asyncio.gather(first, *queued)
+        await s.stop()
+        return e.value, done
+
+    err, done = asyncio.run(main())
+    assert err.status == 503 and err.headers == {"Retry-After": "2"}
+    assert [d.item() for d in done] == [0, 1, 2, 3]
+
+
+def test_shutdown_completes_queued_work_and_refuses_new():
+    rec = Recorder(delay=0.01)
+    sizes: list[int] = []
+
+    async def main():
+        s = await started(rec, max_batch_size=4, stats=BatchStats(on_batch=lambda n, w, c: sizes.append(n)))
+        tasks = [asyncio.create_task(s.submit(x)) for x in ids(30)]
+        await asyncio.sleep(0)  # all enqueued
+        await s.stop()
+        with pytest.raises(Overloaded):
+            await s.submit(ids(1)[0])
+        return await asyncio.gather(*tasks)
+
+    outs = asyncio.run(main())
+    assert [o.item() for o in outs] == [10 * i for i in range(30)]
+    assert sum(sizes) == 30 and all(1 <= n <= 4 for n in sizes)

@@ -1,0 +1,86 @@
+"""The real thing: `python -m app.serve` (the Docker entrypoint) on a loopback port."""
+
+import concurrent.futures as cf
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import png_bytes
+from tests.server import ROOT, running_server
+
+pytestmark = pytest.mark.slow
+
+
+def test_uvicorn_process_serves_health_ready_and_predictions(mnist_test):
+    with running_server({"WEB_CONCURRENCY": "1"}) as server:
+        assert httpx.get(server.url + "/healthz").json() == {"status": "ok"}
+        assert httpx.get(server.url + "/readyz").json()["status"] == "ready"
+        r = httpx.post(
+            server.url + "/v1/predict", files={"file": ("d.png", png_bytes(mnist_test.images[0]), "image/png")}
+        )
+        assert r.status_code == 200 and r.json()["digit"] == mnist_test.labels[0]
+        assert server.terminate() == 0
+
+
+def test_sigterm_during_a_burst_completes_every_request(mnist_test):
+    body = png_bytes(mnist_test.images[1])
+    with running_server({"WEB_CONCURRENCY": "1", "CONVLENS_GRACE_SECONDS": "20"}) as server:
+        started = threading.Event()
+
+        def one(i: int) -> int:
+            with httpx.Client(timeout=30) as c:
+                started.set()
+                # a heavier request keeps work in flight when the signal lands
+                r = c.post(server.url + "/v1/feature-maps?png=true", files={"file": ("d.png", body, "image/png")})
+                return r.status_code
+
+        with cf.ThreadPoolExecutor(16) as pool:
+            futures = [pool.submit(one, i) for i in range(16)]
+            started.wait(5)
+            time.sleep(0.3)  # requests are now in flight
+            server.proc.send_signal(15)
+            statuses = [f.result() for f in futures]
+        code = server.proc.wait(30)
+    assert statuses == [200] * 16
+    assert code == 0
+
+
+def test_multi_worker_mode_serves_and_counts_across_workers(mnist_test):
+    body = png_bytes(mnist_test.images[2])
+    with running_server({"WEB_CONCURRENCY": "2"}, ready_timeout=90) as server:
+        n = 30
+        for _ in range(n):
+            with httpx.Client() as c:  # a new connection each time, so both workers get some
+                r = c.post(server.url + "/v1/predict", files={"file": ("d.png", body, "image/png")})
+                assert r.status_code == 200 and r.json()["digit"] == mnist_test.labels[2]
+        totals = set()
+        for _ in range(6):
+            with httpx.Client() as c:
+                text = c.get(server.url + "/metrics").text
+            m = re.search(
+                r'convlens_http_requests_total\{endpoint="/v1/predict",method="POST",status="200"\} (\S+)', text
+            )
+            totals.add(float(m.group(1)))
+        # whichever worker answers /metrics, it reports the sum over all workers
+        assert totals == {float(n)}
+        metric_dir = f"/tmp/convlens-metrics-{server.port}"
+        pids = {re.search(r"_(\d+)\.db$", f).group(1) for f in os.listdir(metric_dir) if f.startswith("counter_")}
+        assert len(pids) == 2, f"expected both workers to have served, saw {pids}"
+        assert server.terminate() == 0
+
+
+def test_missing_weights_stop_startup_with_one_clear_line(tmp_path):
+    env = {**os.environ, "CONVLENS_WEIGHTS_PATH": str(tmp_path / "nope.safetensors"), "PORT": "0"}
+    out = subprocess.run(
+        [sys.executable, "-m", "app.serve"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 1
+    lines = (out.stdout + out.stderr).strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("convlens: cannot start: weights file not found") and "nope.safetensors" in lines[0]
