@@ -5,6 +5,7 @@ uvicorn app.main:app
 
 from __future__ import annotations
 
+import io
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -15,17 +16,29 @@ import torch
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from PIL import Image
 
 from app.config import Settings, get_settings
 from app.deps import require_api_key
 from app.errors import install_error_handlers
 from app.metrics import Metrics, MetricsMiddleware
 from app.predictor import Predictor
+from app.preprocess import preprocess
 from app.routes import features, info, page, predict
 from app.scheduler import BatchScheduler, BatchStats
 from app.uploads import BodyLimitMiddleware
 
 log = logging.getLogger("convlens")
+
+
+def warm_up_preprocessing() -> None:
+    """The first decode pays for codec and numpy set-up; pay it before the first user."""
+    img = Image.new("L", (64, 48), 255)
+    img.paste(0, (20, 10, 30, 40))
+    for fmt in ("PNG", "JPEG"):
+        buf = io.BytesIO()
+        img.save(buf, format=fmt)
+        preprocess(buf.getvalue(), max_pixels=64 * 48)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -47,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         if settings.warmup:
             took = predictor.warm_up(settings.max_batch_size)
+            warm_up_preprocessing()
             log.info("model %s warmed up in %.0f ms", predictor.version, took * 1000)
         else:
             predictor.ready = True

@@ -35,7 +35,9 @@ def save_checkpoint(model: ConvNet, path: str | Path) -> str:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    metadata = {"format": FORMAT, "config": json.dumps(model.config.to_dict())}
+    # one metadata key: safetensors keeps metadata in a hash map, so with two keys their
+    # order (and the file's sha256) would change from save to save
+    metadata = {"convlens": json.dumps({"format": FORMAT, "config": model.config.to_dict()}, sort_keys=True)}
     save_file(state, str(path), metadata=metadata)
     path.chmod(0o644)  # safetensors writes 0600; a non-root server must read it
     return sha256_file(path)
@@ -55,10 +57,10 @@ def load_checkpoint(path: str | Path, expected_sha256: str | None = None) -> Con
             )
     try:
         with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-        if metadata.get("format") != FORMAT:
-            raise CheckpointError(f"{path} is not a convlens checkpoint (format {metadata.get('format')!r})")
-        config = NetConfig.from_dict(json.loads(metadata["config"]))
+            header = json.loads((f.metadata() or {}).get("convlens", "{}"))
+        if header.get("format") != FORMAT:
+            raise CheckpointError(f"{path} is not a convlens checkpoint (no {FORMAT} metadata)")
+        config = NetConfig.from_dict(header["config"])
         state = load_file(str(path))
         model = ConvNet(config)
         model.load_state_dict(state, strict=True)

@@ -22,8 +22,10 @@ class DigitAPI(ls.LitAPI):
         torch.set_num_threads(int(os.environ.get("TORCH_THREADS", "1")))
         self.model = load_checkpoint(Settings().weights_path)
 
-    async def decode_request(self, request):  # type: ignore[no-untyped-def]
-        data = await request["file"].read() if hasattr(request["file"], "read") else request["file"].file.read()
+    def decode_request(self, request):  # type: ignore[no-untyped-def]
+        # runs in LitServe's inference worker, on the form it pickled across processes
+        upload = request["file"]
+        data = upload.file.read() if hasattr(upload, "file") else upload.read()
         img = Image.open(io.BytesIO(data)).convert("L").resize((28, 28))
         return normalize(torch.from_numpy(np.asarray(img).copy())[None])
 
