@@ -39,6 +39,8 @@ class Predictor:
     @classmethod
     def load(cls, weights: Path, card_path: Path) -> Predictor:
         """Raises CheckpointError with one readable line on any problem."""
+        if not weights.is_file():
+            raise CheckpointError(f"weights file not found: {weights}")
         if not card_path.is_file():
             raise CheckpointError(f"model card not found: {card_path}")
         try:

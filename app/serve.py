@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 import tempfile
 
@@ -30,8 +31,16 @@ def check_weights() -> None:
         sys.exit(1)
 
 
+def _exit_cleanly(signum: int, _frame: object) -> None:
+    # uvicorn drains, restores this handler and re-raises the signal it caught; without
+    # it the process would die by SIGTERM (-15) instead of exiting 0 after a clean drain
+    sys.exit(0)
+
+
 def main() -> None:
     check_weights()
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    signal.signal(signal.SIGINT, _exit_cleanly)
     port = int(os.environ.get("PORT", "8000"))
     host = os.environ.get("HOST", "0.0.0.0")
     workers = int(os.environ.get("WEB_CONCURRENCY", "1"))

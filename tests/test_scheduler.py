@@ -114,7 +114,7 @@ def test_a_failing_batch_fails_only_its_own_requests():
 
 def test_wrong_number_of_outputs_is_an_error_not_a_mixup():
     async def main():
-        s = await started(lambda x: x[:1])
+        s = await started(lambda x: x[:1, :1])
         with pytest.raises(RuntimeError, match="1 outputs for 3 inputs"):
             await s.submit(torch.cat(ids(3)))
         ok = await s.submit(ids(1, 4)[0])  # the loop survives
