@@ -36,14 +36,11 @@ SchedulerDep = Annotated[BatchScheduler, Depends(_scheduler)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 MetricsDep = Annotated[Metrics, Depends(_metrics)]
 
-_api_key_header = APIKeyHeader(
-    name="X-API-Key", auto_error=False, description="needed only when CONVLENS_API_KEY is set"
-)
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the key set in CONVLENS_API_KEY")
 
 
 def require_api_key(settings: SettingsDep, key: Annotated[str | None, Depends(_api_key_header)]) -> None:
     expected = settings.api_key
-    if expected is None:
-        return
+    assert expected is not None  # installed only when a key is configured
     if key is None or not secrets.compare_digest(key.encode(), expected.get_secret_value().encode()):
         raise Unauthorized("missing or wrong X-API-Key header")

@@ -81,7 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     install_error_handlers(app)
-    guarded = [Depends(require_api_key)]
+    # the key guard (and its OpenAPI security scheme) exists only when a key is configured
+    guarded = [Depends(require_api_key)] if settings.api_key else []
     app.include_router(predict.router, dependencies=guarded)
     app.include_router(features.router, dependencies=guarded)
     app.include_router(info.router)

@@ -76,8 +76,8 @@ def test_draw_a_digit_and_see_prediction_and_feature_maps(page, server):
     assert page.locator("#layers tbody tr").count() == len(card["layers"])
 
     draw_seven(page)
-    page.wait_for_function("document.querySelectorAll('#maps figure').length > 0")
-    page.wait_for_function("/^[0-9]$/.test(document.querySelector('#digit').textContent)")
+    page.wait_for_timeout(300)  # the debounce after the last stroke
+    page.wait_for_function("document.body.dataset.busy === '0'")
     assert page.text_content("#digit") == "7"
     figures = page.locator("#maps figure")
     assert figures.count() == len(expected)
@@ -104,6 +104,7 @@ def test_upload_an_image_file(page, mnist_test, tmp_path):
     path.write_bytes(png_bytes(255 - mnist_test.images[0]))  # dark ink on white, as a scan
     page.set_input_files("#file", str(path))
     page.wait_for_function("/^[0-9]$/.test(document.querySelector('#digit').textContent)")
+    page.wait_for_function("document.body.dataset.busy === '0'")
     assert page.text_content("#digit") == str(mnist_test.labels[0])
 
 

@@ -60,6 +60,7 @@ $("clear").addEventListener("click", () => {
 
 // debounced: predict while drawing, at most every 200 ms
 function schedule(delay = 200) {
+  document.body.dataset.busy = "1"; // lets tests (and styles) know an answer is on its way
   clearTimeout(timer);
   timer = setTimeout(() => { if (dirty) pad.toBlob((b) => analyse(b, "image/png"), "image/png"); }, delay);
 }
@@ -96,6 +97,7 @@ function useFile(file) {
 
 async function analyse(blob, type) {
   const mine = ++seq;
+  document.body.dataset.busy = "1";
   if (inflight) inflight.abort();
   inflight = new AbortController();
   const form = new FormData();
@@ -114,6 +116,8 @@ async function analyse(blob, type) {
   } catch (e) {
     if (e.name === "AbortError") return;
     showError(`Could not reach the server: ${e.message}`);
+  } finally {
+    if (mine === seq) document.body.dataset.busy = "0";
   }
 }
 
@@ -220,3 +224,4 @@ async function loadCard() {
 resetPad();
 renderBars(null);
 loadCard();
+document.body.dataset.busy = "0";
