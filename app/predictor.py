@@ -14,7 +14,7 @@ import torch
 
 from model.checkpoint import CheckpointError, load_checkpoint
 from model.evaluate import normalize
-from model.net import ConvNet, LayerInfo
+from model.net import ConvNet, LayerInfo, fused_for_inference
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,7 @@ class Predictor:
     ready: bool = False
 
     def __post_init__(self) -> None:
+        self.fast = fused_for_inference(self.model)  # predictions; `model` shows the layers
         self.layers = self.model.layer_table()
         self.feature_layers = self.model.feature_layer_names
         # the layers shown by default: the article's conv -> ReLU -> pool walk
@@ -62,11 +63,10 @@ class Predictor:
 
     @torch.inference_mode()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+        return self.fast(x.contiguous(memory_format=torch.channels_last))
 
-    @torch.inference_mode()
     def probabilities(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.model(x), dim=1)
+        return torch.softmax(self.logits(x), dim=1)
 
     @torch.inference_mode()
     def features(self, x: torch.Tensor, names: list[str]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

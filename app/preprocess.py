@@ -122,27 +122,25 @@ def ink_map(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     border = gray[ys, xs]
     # the ink is whatever departs furthest from the paper: darker (invert) or lighter
     paper = float(np.median(border))
-    darkest, lightest = float(gray.min()), float(gray.max())
-    inverted = bool(paper - darkest > lightest - paper)
+    inverted = bool(paper - float(gray.min()) > float(gray.max()) - paper)
     if inverted:
-        gray, border = 1.0 - gray, 1.0 - border
-    # paper under a phone's uneven light is a tilted plane; fit it on the frame, subtract it
-    # (an MNIST digit's frame is exactly 0, so the plane is 0 and nothing changes)
-    basis = np.stack([np.ones_like(xs, dtype=np.float64), xs / w, ys / h], 1)
-    coef, *_ = np.linalg.lstsq(basis, border.astype(np.float64), rcond=None)
-    if np.abs(coef[1:]).max() > 1e-6:
+        gray, border, paper = 1.0 - gray, 1.0 - border, 1.0 - paper
+    noisy = bool(border.min() != border.max())  # False for MNIST and clean canvases
+    if noisy:
+        # paper under a phone's uneven light is a tilted plane: fit it on the frame, remove it
+        basis = np.stack([np.ones(len(xs)), xs / w, ys / h], 1)
+        coef, *_ = np.linalg.lstsq(basis, border.astype(np.float64), rcond=None)
         yy, xx = np.mgrid[0:h, 0:w]
         gray = gray - (coef[0] + coef[1] * xx / w + coef[2] * yy / h).astype(np.float32)
         border = gray[ys, xs]
-    paper = float(np.median(border))
-    noise = 5 * 1.4826 * float(np.median(np.abs(border - paper)))  # 5 sigma: ~0 false ink pixels per photo
-    low = paper + noise
-    strong = gray[gray > (low + gray.max()) / 2]
-    high = float(np.percentile(strong, 99)) if strong.size else low
-    if high - low < 0.05:
+        paper = float(np.median(border))
+        paper += 5 * 1.4826 * float(np.median(np.abs(border - paper)))  # 5 sigma: ~no false ink
+    strong = gray[gray > (paper + gray.max()) / 2]
+    high = float(np.percentile(strong, 99)) if strong.size else paper
+    if high - paper < 0.05:
         raise BlankImage("no digit found: the image has no visible ink (it is blank or uniform)")
-    ink = np.clip((gray - low) / (high - low), 0.0, 1.0, dtype=np.float32)
-    return _drop_specks(ink), inverted
+    ink = np.clip((gray - paper) / (high - paper), 0.0, 1.0, dtype=np.float32)
+    return (_drop_specks(ink) if noisy else ink), inverted
 
 
 def _drop_specks(ink: np.ndarray) -> np.ndarray:

@@ -43,7 +43,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, _exit_cleanly)
     port = int(os.environ.get("PORT", "8000"))
     host = os.environ.get("HOST", "0.0.0.0")
-    workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
+    workers = int(os.environ.get("WEB_CONCURRENCY", "2"))  # 2 x 1 torch thread: see README
     grace = float(os.environ.get("CONVLENS_GRACE_SECONDS", "20"))
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         path = os.path.join(tempfile.gettempdir(), f"convlens-metrics-{port}")
