@@ -28,6 +28,24 @@ MAX_WORK_SIDE = 1024  # larger uploads are reduced first: a digit needs no more 
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601, as Pillow's "L"
 
 
+INLINE_BYTES = 64 * 1024  # uploads this small, of at most INLINE_PIXELS, take < 0.3 ms:
+INLINE_PIXELS = 128 * 128  # less than handing them to a thread and back
+
+
+def is_cheap(data: bytes) -> bool:
+    """Whether preprocessing costs less than a thread hop, judged from the header alone."""
+    if len(data) > INLINE_BYTES:
+        return False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                w, h = img.size
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError, EOFError):
+        return True  # refused by `decode` in microseconds
+    return w * h <= INLINE_PIXELS
+
+
 @dataclass(frozen=True)
 class Preprocessed:
     pixels: np.ndarray  # (28, 28) float32 in [0, 1], ink = 1 on a 0 background

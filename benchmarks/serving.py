@@ -129,7 +129,18 @@ def _ms(text: str) -> float:
 def run_wrk(url: str, script: Path, connections: int, duration: int) -> dict[str, float]:
     threads = 1 if connections < 2 else 2
     out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url],
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{duration}s",
+            "--timeout",
+            "10s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -149,12 +160,14 @@ def run_wrk(url: str, script: Path, connections: int, duration: int) -> dict[str
 
 
 def raw_forward_images_per_s(batch: int, threads: int, seconds: float = 3.0) -> float:
+    """The network alone, exactly as the service runs it (BN folded, channels-last)."""
     from app.config import Settings
     from model.checkpoint import load_checkpoint
+    from model.net import fused_for_inference
 
     torch.set_num_threads(threads)
-    model = load_checkpoint(Settings().weights_path)
-    x = torch.randn(batch, 1, 28, 28)
+    model = fused_for_inference(load_checkpoint(Settings().weights_path))
+    x = torch.randn(batch, 1, 28, 28).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
         for _ in range(5):
             model(x)
@@ -196,10 +209,15 @@ def main() -> None:
                     flush=True,
                 )
             if name == "convlens":
+                time.sleep(2)  # let the last run's backlog drain
                 batch = lua_script(multipart([("files", png)] * 64), "/v1/predict/batch", tmp)
                 r = run_wrk(f"http://127.0.0.1:{port}", batch, 2, args.duration)
                 results["batch64"] = {2: {**r, "images_per_s": r["rps"] * 64}}
-                print(f"batch64   c=  2  {r['rps'] * 64:8.0f} images/s  p50 {r['p50']:7.2f} ms", flush=True)
+                print(
+                    f"batch64   c=  2  {r['rps'] * 64:8.0f} images/s  p50 {r['p50']:7.2f} ms"
+                    f"  non-2xx {r['non2xx']} {r['socket_errors']}",
+                    flush=True,
+                )
         except Exception as e:  # one broken baseline should not hide the others
             print(f"{name}: {e}", flush=True)
             if proc.stderr is not None and proc.poll() is not None:

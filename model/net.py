@@ -10,6 +10,7 @@ saved beside the weights so the loader can rebuild it.
 from __future__ import annotations
 
 import copy
+import itertools
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -202,7 +203,7 @@ def fused_for_inference(model: ConvNet) -> ConvNet:
     """
     fast = copy.deepcopy(model).eval()
     names = fast.layer_names
-    for name, nxt in zip(names, names[1:], strict=False):
+    for name, nxt in itertools.pairwise(names):
         conv, bn = getattr(fast.layers, name), getattr(fast.layers, nxt)
         if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
             setattr(fast.layers, name, fuse_conv_bn_eval(conv, bn))
