@@ -3,7 +3,8 @@
 Each variant is rendered at a size and in a file format a person would send: dark ink
 on light paper, enlarged and off-centre on a non-square canvas, as JPEG; transparent
 PNG; thick pen; slight tilt; a phone photo (uneven light, noise, blur, big JPEG).
-Separately: digits shifted 3-5 px inside the 28 x 28 frame.
+Separately: the plain MNIST digits as PNG, and digits shifted 3-5 px inside the 28 x 28
+frame.
 
     python -m benchmarks.realworld --data-dir ../shared/data/mnist [--n 2000] [--url http://127.0.0.1:8000]
 
@@ -125,6 +126,14 @@ def build(images: np.ndarray, labels: np.ndarray, seed: int = 0) -> list[tuple[s
     return out
 
 
+def build_plain(images: np.ndarray, labels: np.ndarray) -> list[tuple[str, int, bytes, str]]:
+    """The MNIST test digits themselves, as PNG: must score what the offline evaluation does."""
+    return [
+        ("mnist_png", int(y), _save(Image.fromarray(x), "PNG"), "image/png")
+        for x, y in zip(images, labels, strict=True)
+    ]
+
+
 def build_shifted(images: np.ndarray, labels: np.ndarray, seed: int = 1) -> list[tuple[str, int, bytes, str]]:
     rng = np.random.default_rng(seed)
     return [("shifted_3_5px", int(y), *shifted(x, rng)) for x, y in zip(images, labels, strict=True)]
@@ -141,14 +150,16 @@ def main() -> None:
     args = p.parse_args()
     test = load_split(args.data_dir, "test")
     images, labels = test.images[: args.n], test.labels[: args.n]
-    cases = build(images, labels, args.seed) + build_shifted(images, labels, args.seed + 1)
+    cases = (
+        build_plain(images, labels) + build(images, labels, args.seed) + build_shifted(images, labels, args.seed + 1)
+    )
     classify = _http_classifier(args.url) if args.url else _local_classifier()
     start = time.perf_counter()
     right: dict[str, list[int]] = {}
     for name, label, data, ctype in cases:
         right.setdefault(name, []).append(int(classify(data, ctype) == label))
     print(f"{len(cases)} images in {time.perf_counter() - start:.0f} s")
-    user = [v for k, vs in right.items() if k != "shifted_3_5px" for v in vs]
+    user = [v for k, vs in right.items() if k in VARIANTS for v in vs]
     for name, vs in right.items():
         print(f"  {name:18s} {100 * np.mean(vs):6.2f}%  (n={len(vs)})")
     print(f"  {'all user uploads':18s} {100 * np.mean(user):6.2f}%  (n={len(user)})")
