@@ -224,3 +224,15 @@ def test_api_key_when_configured(mnist_test):
         _error(c.post("/v1/predict", files=files(data), headers={"X-API-Key": "nope"}), 401, "unauthorized")
         assert c.post("/v1/predict", files=files(data), headers={"X-API-Key": "s3cret"}).status_code == 200
         assert c.get("/healthz").status_code == 200  # probes need no key
+
+
+def test_cors_when_configured():
+    s = Settings(cors_origins=["https://digits.example"], warmup=False)
+    with TestClient(create_app(s)) as c:
+        pre = c.options(
+            "/v1/predict",
+            headers={"Origin": "https://digits.example", "Access-Control-Request-Method": "POST"},
+        )
+        assert pre.headers["access-control-allow-origin"] == "https://digits.example"
+        other = c.get("/healthz", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers

@@ -84,3 +84,25 @@ def test_missing_weights_stop_startup_with_one_clear_line(tmp_path):
     lines = (out.stdout + out.stderr).strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith("convlens: cannot start: weights file not found") and "nope.safetensors" in lines[0]
+
+
+def test_slow_clients_do_not_stall_the_others(mnist_test):
+    import socket
+
+    body = png_bytes(mnist_test.images[3])
+    with running_server({"WEB_CONCURRENCY": "1"}) as server:
+        slow = []
+        for _ in range(20):  # each announces 10 kB and sends 10 bytes, then stalls
+            s = socket.create_connection(("127.0.0.1", server.port))
+            s.sendall(
+                b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                b"Content-Length: 10000\r\n\r\n" + b"\x89PNG\r\n\x1a\n\0\0"
+            )
+            slow.append(s)
+        for _ in range(10):
+            r = httpx.post(server.url + "/v1/predict", files={"file": ("d.png", body, "image/png")}, timeout=10)
+            assert r.status_code == 200 and r.json()["digit"] == mnist_test.labels[3]
+        assert httpx.get(server.url + "/healthz", timeout=5).status_code == 200
+        for s in slow:
+            s.close()
+        assert server.terminate() == 0
