@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import torch
 from starlette.concurrency import run_in_threadpool
 
@@ -26,15 +27,15 @@ def ms(seconds: float) -> float:
 def to_prediction(
     probs: torch.Tensor, pre: Preprocessed, version: str, timing: Timing, metrics: Metrics | None
 ) -> Prediction:
-    p = probs.double()
-    p = p / p.sum()  # float32 softmax sums to 1 +- 1e-7; make the JSON sum exact-ish
+    p = probs.numpy().astype(np.float64)  # numpy: a tenth of torch's per-op cost on 10 numbers
+    p /= p.sum()  # float32 softmax sums to 1 +- 1e-7; make the JSON sum exact-ish
     digit = int(p.argmax())
     if metrics is not None:
         metrics.predictions.labels(str(digit)).inc()
     return Prediction(
         digit=digit,
         confidence=float(p[digit]),
-        probabilities=[float(v) for v in p],
+        probabilities=p.tolist(),
         model_version=version,
         input=InputInfo(width=pre.width, height=pre.height, format=pre.format, inverted=pre.inverted),
         timing=timing,

@@ -13,8 +13,7 @@ import numpy as np
 import torch
 
 from model.checkpoint import CheckpointError, load_checkpoint
-from model.evaluate import normalize
-from model.net import ConvNet, LayerInfo, fused_for_inference
+from model.net import MNIST_MEAN, MNIST_STD, ConvNet, LayerInfo, fused_for_inference
 
 log = logging.getLogger(__name__)
 
@@ -77,4 +76,4 @@ class Predictor:
 def to_tensor(pixels: np.ndarray | list[np.ndarray]) -> torch.Tensor:
     """(28, 28) ink maps in [0, 1] -> the normalised (N, 1, 28, 28) network input."""
     batch = np.stack(pixels) if isinstance(pixels, list) else pixels[None]
-    return normalize(torch.from_numpy(batch).unsqueeze(1))
+    return torch.from_numpy((batch[:, None] - MNIST_MEAN) / MNIST_STD)

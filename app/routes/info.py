@@ -44,13 +44,13 @@ def model_card(predictor: PredictorDep) -> ModelCard:
 
 
 @router.get("/healthz", response_model=Health)
-def healthz() -> Health:
+async def healthz() -> Health:
     """Liveness: the process answers."""
     return Health()
 
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness, "description": "not ready"}})
-def readyz(request: Request) -> Response:
+async def readyz(request: Request) -> Response:
     """Readiness: the model is loaded and warmed up."""
     predictor = getattr(request.state, "predictor", None)
     if predictor is None or not predictor.ready:
