@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     max_pixels: int = Field(50_000_000, ge=28 * 28)
     max_batch_images: int = Field(64, ge=1)
+    request_timeout_s: float = Field(30.0, gt=0)  # whole request, upload included: 504 after
 
     # inference scheduling (see README: chosen from measurements on 2 cores)
     torch_threads: int = Field(1, ge=1)

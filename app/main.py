@@ -26,7 +26,7 @@ from app.predictor import Predictor
 from app.preprocess import preprocess
 from app.routes import features, info, page, predict
 from app.scheduler import BatchScheduler, BatchStats
-from app.uploads import BodyLimitMiddleware
+from app.uploads import BodyLimitMiddleware, TimeoutMiddleware
 
 log = logging.getLogger("convlens")
 
@@ -90,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
     # outermost first: metrics see every response, including the body limit's 413
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(TimeoutMiddleware, seconds=settings.request_timeout_s)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"]

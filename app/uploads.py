@@ -6,6 +6,7 @@ without Content-Length and for multipart alike, before anything is buffered.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from fastapi import Request
@@ -110,3 +111,32 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, limited_receive, send)
+
+
+class TimeoutMiddleware:
+    """504 when a request takes longer than `seconds` end to end, slow uploads included,
+    so a client that trickles its body cannot hold a connection and its memory forever."""
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            async with asyncio.timeout(self.seconds):
+                await self.app(scope, receive, send_wrapper)
+        except TimeoutError:
+            if started:  # half a response is out: all we can do is stop
+                raise
+            message = f"the request took longer than {self.seconds:g} s"
+            await error_response(504, "timeout", message)(scope, receive, send)

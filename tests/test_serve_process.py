@@ -1,11 +1,9 @@
 """The real thing: `python -m app.serve` (the Docker entrypoint) on a loopback port."""
 
-import concurrent.futures as cf
 import os
 import re
 import subprocess
 import sys
-import threading
 import time
 
 import httpx
@@ -29,25 +27,33 @@ def test_uvicorn_process_serves_health_ready_and_predictions(mnist_test):
 
 
 def test_sigterm_during_a_burst_completes_every_request(mnist_test):
-    body = png_bytes(mnist_test.images[1])
+    import select
+    import socket
+
+    from benchmarks.serving import BOUNDARY, multipart
+
+    body = multipart([("file", png_bytes(mnist_test.images[1]))])
+    request = (
+        f"POST /v1/feature-maps?png=true HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
     with running_server({"WEB_CONCURRENCY": "1", "CONVLENS_GRACE_SECONDS": "20"}) as server:
-        started = threading.Event()
-
-        def one(i: int) -> int:
-            with httpx.Client(timeout=30) as c:
-                started.set()
-                # a heavier request keeps work in flight when the signal lands
-                r = c.post(server.url + "/v1/feature-maps?png=true", files={"file": ("d.png", body, "image/png")})
-                return r.status_code
-
-        with cf.ThreadPoolExecutor(16) as pool:
-            futures = [pool.submit(one, i) for i in range(16)]
-            started.wait(5)
-            time.sleep(0.3)  # requests are now in flight
-            server.proc.send_signal(15)
-            statuses = [f.result() for f in futures]
+        socks = [socket.create_connection(("127.0.0.1", server.port), timeout=30) for _ in range(24)]
+        for s in socks:
+            s.sendall(request)  # 24 whole requests are now with the server
+        time.sleep(0.3)  # accepted (a connection still in the listen backlog would be refused)
+        answered, _, _ = select.select(socks, [], [], 0)
+        server.proc.send_signal(15)
+        replies = []
+        for s in socks:
+            chunks = []
+            while chunk := s.recv(65536):
+                chunks.append(chunk)
+            s.close()
+            replies.append(b"".join(chunks))
         code = server.proc.wait(30)
-    assert statuses == [200] * 16
+    assert len(answered) < 24, "all work was done before the signal: the test proves nothing"
+    assert [r.split(b"\r\n", 1)[0] for r in replies] == [b"HTTP/1.1 200 OK"] * 24
     assert code == 0
 
 
@@ -106,3 +112,16 @@ def test_slow_clients_do_not_stall_the_others(mnist_test):
         for s in slow:
             s.close()
         assert server.terminate() == 0
+
+
+def test_a_trickling_upload_times_out_with_504():
+    import socket
+
+    with running_server({"WEB_CONCURRENCY": "1", "CONVLENS_REQUEST_TIMEOUT_S": "1"}) as server:
+        s = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\nabc")
+        reply = s.recv(4096).decode()  # nothing more is sent: the server must give up by itself
+        s.close()
+        assert reply.startswith("HTTP/1.1 504")
+        assert '"code":"timeout"' in reply
+        assert httpx.get(server.url + "/healthz").status_code == 200
