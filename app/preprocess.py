@@ -193,9 +193,19 @@ def _resize(a: np.ndarray, size: tuple[int, int], resample: Image.Resampling) ->
 
 
 def fit(ink: np.ndarray) -> np.ndarray:
-    """Crop to the ink and scale the longer side to 20 px, keeping the aspect ratio."""
-    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
-    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    """Crop to the ink and scale the longer side to 20 px, keeping the aspect ratio.
+
+    The box is that of clear ink (> 10 %) grown by one pixel: it keeps a stroke's faint
+    anti-aliased rim (so MNIST digits keep their exact 20 px box) but not JPEG ringing,
+    which spreads faint grey several pixels around every stroke and would shrink the digit.
+    """
+    clear = ink > 0.1
+    rows, cols = np.flatnonzero(clear.any(1)), np.flatnonzero(clear.any(0))
+    top, bottom = max(rows[0] - 1, 0), min(rows[-1] + 2, ink.shape[0])
+    left, right = max(cols[0] - 1, 0), min(cols[-1] + 2, ink.shape[1])
+    crop = ink[top:bottom, left:right]
+    rows, cols = np.flatnonzero(crop.any(1)), np.flatnonzero(crop.any(0))  # drop empty margins
+    crop = crop[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     h, w = crop.shape
     if max(h, w) == FIT:
         return crop
