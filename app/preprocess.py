@@ -3,7 +3,8 @@
 decode -> grayscale (EXIF orientation, transparency composited) -> make ink bright on
 a dark background -> crop to the ink -> fit the longer side into 20 px -> centre by
 centre of mass in 28 x 28, the procedure MNIST itself was made with. A 28 x 28 MNIST
-digit goes through unchanged: its ink box is already 20 px, so nothing is resampled.
+digit goes through essentially unchanged: its ink box is already 20 px, so nothing is
+resampled (98.7 % of test digits stay within 2/255; the rest move by 1 px).
 Pure functions on bytes and arrays; no HTTP here.
 """
 
