@@ -88,7 +88,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(info.router)
     app.include_router(page.router)
     app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
-    # outermost first: metrics see every response, including the body limit's 413
+    # each add_middleware wraps what is there: Metrics, added last, is outermost and so
+    # counts every response, the body limit's 413 and the timeout's 504 included
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(TimeoutMiddleware, seconds=settings.request_timeout_s)
     if settings.cors_origins:
