@@ -33,6 +33,19 @@ class Predictor:
         self.default_layers = [n for n in self.feature_layers if not n.startswith("bn")]
 
     @property
+    def filter_layers(self) -> list[str]:
+        """Conv layers that read the image itself: their 3x3 filters are pictures."""
+        return [
+            n for n, m in self.model.layers.named_children() if isinstance(m, torch.nn.Conv2d) and m.in_channels == 1
+        ]
+
+    def filters(self, layer: str) -> np.ndarray | None:
+        """(C, k, k) weights of a layer in `filter_layers`, else None."""
+        if layer not in self.filter_layers:
+            return None
+        return getattr(self.model.layers, layer).weight.detach()[:, 0].numpy()
+
+    @property
     def version(self) -> str:
         return str(self.card.get("version", "unknown"))
 

@@ -236,3 +236,15 @@ def test_cors_when_configured():
         assert pre.headers["access-control-allow-origin"] == "https://digits.example"
         other = c.get("/healthz", headers={"Origin": "https://evil.example"})
         assert "access-control-allow-origin" not in other.headers
+
+
+def test_first_layer_filters_as_a_picture(client):
+    card = client.get("/v1/model").json()
+    c = next(row["output_shape"][0] for row in card["layers"] if row["name"] == "conv1")
+    r = client.get("/v1/model/filters/conv1.png")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    img = Image.open(io.BytesIO(r.content))
+    cols = int(np.ceil(np.sqrt(c)))
+    assert img.size[0] == cols * (3 * (112 // 3) + 2) - 2  # 3x3 tiles enlarged to ~112 px
+    r = client.get("/v1/model/filters/conv2.png")  # reads 32 channels: no single picture
+    assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_layer"

@@ -74,6 +74,9 @@ def test_draw_a_digit_and_see_prediction_and_feature_maps(page, server):
     page.wait_for_function("document.querySelector('#card-summary').textContent.includes('parameters')")
     assert f"{card['parameters']:,}" in page.text_content("#card-summary")
     assert page.locator("#layers tbody tr").count() == len(card["layers"])
+    page.wait_for_function("document.querySelector('#filters-img').complete")
+    assert page.locator("#filters-img").evaluate("img => img.naturalWidth") > 0
+    assert "learned 3×3 filters of conv1" in page.text_content("#filters-caption")
 
     draw_seven(page)
     page.wait_for_timeout(300)  # the debounce after the last stroke

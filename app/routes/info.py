@@ -7,6 +7,9 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from app.deps import MetricsDep, PredictorDep
+from app.errors import UnknownLayer
+from app.render import feature_grid_png
+from app.routes.docs import errors
 from app.schemas import Health, LayerRow, ModelCard, Readiness, TrainingSummary
 
 router = APIRouter(tags=["service"])
@@ -41,6 +44,22 @@ def model_card(predictor: PredictorDep) -> ModelCard:
         data=card.get("data", {}),
         environment=card.get("environment", {}),
     )
+
+
+@router.get(
+    "/v1/model/filters/{layer}.png",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}, "description": "a PNG picture"}, **errors(404)},
+)
+def filters_png(layer: str, predictor: PredictorDep) -> Response:
+    """The learned 3x3 filters of a conv layer whose input is one channel (conv1), as a
+    PNG grid: blue negative, white 0, red positive weights, scaled by the largest |weight|."""
+    weights = predictor.filters(layer)
+    if weights is None:
+        raise UnknownLayer(
+            f"no single-input conv layer {layer!r}; filters are drawn for {', '.join(predictor.filter_layers)}"
+        )
+    return Response(feature_grid_png(weights, signed=True), media_type="image/png")
 
 
 @router.get("/healthz", response_model=Health)

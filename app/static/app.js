@@ -207,6 +207,15 @@ async function loadCard() {
     $("card-summary").textContent =
       `Version ${card.version} · ${card.parameters.toLocaleString("en")} parameters · ` +
       `MNIST test accuracy ${acc} on 10,000 images`;
+    const first = card.layers.find((l) => l.type === "Conv2d");
+    if (first) {
+      $("filters-img").src = `/v1/model/filters/${first.name}.png`;
+      $("filters-caption").textContent =
+        `The ${first.output_shape[0]} learned 3×3 filters of ${first.name}: each slides over the image ` +
+        "and answers how much a patch looks like it (red: positive weights, blue: negative). " +
+        "Edge detectors show up as a red side next to a blue side.";
+      $("filters").hidden = false;
+    }
     $("layers").querySelector("tbody").replaceChildren(...card.layers.map((l) => {
       const tr = document.createElement("tr");
       for (const v of [l.name, l.type, shapeText(l.output_shape), l.parameters.toLocaleString("en")]) {
