@@ -21,12 +21,12 @@ from PIL import Image
 from app.config import Settings, get_settings
 from app.deps import require_api_key
 from app.errors import install_error_handlers
+from app.limits import BodyLimitMiddleware, TimeoutMiddleware
 from app.metrics import Metrics, MetricsMiddleware
 from app.predictor import Predictor
 from app.preprocess import preprocess
 from app.routes import features, info, page, predict
 from app.scheduler import BatchScheduler, BatchStats
-from app.uploads import BodyLimitMiddleware, TimeoutMiddleware
 
 log = logging.getLogger("convlens")
 

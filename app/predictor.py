@@ -28,6 +28,7 @@ class Predictor:
     def __post_init__(self) -> None:
         self.fast = fused_for_inference(self.model)  # predictions; `model` shows the layers
         self.layers = self.model.layer_table()
+        self.layer_types = {row.name: row.type for row in self.layers}
         self.feature_layers = self.model.feature_layer_names
         # the layers shown by default: the article's conv -> ReLU -> pool walk
         self.default_layers = [n for n in self.feature_layers if not n.startswith("bn")]

@@ -33,6 +33,10 @@ def _signed(layer_type: str) -> bool:
     return layer_type in ("Conv2d", "BatchNorm2d")
 
 
+def _unknown(predictor: Predictor, what: str) -> UnknownLayer:
+    return UnknownLayer(f"unknown layer(s) {what}; choose from {', '.join(predictor.feature_layers)}")
+
+
 def resolve_layers(predictor: Predictor, layers: str | None) -> list[str]:
     """Comma-separated names -> checked, de-duplicated list in the order given."""
     if not layers:
@@ -40,9 +44,7 @@ def resolve_layers(predictor: Predictor, layers: str | None) -> list[str]:
     names = list(dict.fromkeys(n.strip() for n in layers.split(",") if n.strip()))
     unknown = [n for n in names if n not in predictor.feature_layers]
     if unknown or not names:
-        raise UnknownLayer(
-            f"unknown layer(s) {', '.join(unknown) or repr(layers)}; choose from {', '.join(predictor.feature_layers)}"
-        )
+        raise _unknown(predictor, ", ".join(unknown) or repr(layers))
     return names
 
 
@@ -76,7 +78,7 @@ async def feature_maps(
     t0 = time.perf_counter()
     probs, acts = await run_in_threadpool(predictor.features, to_tensor(pre.pixels), names)
     t_inf = time.perf_counter() - t0
-    types = {row.name: row.type for row in predictor.layers}
+    types = predictor.layer_types
 
     def build() -> tuple[list[LayerActivation], InputImage]:
         out = []
@@ -114,14 +116,15 @@ async def feature_map_png(
     layer: str, request: Request, settings: SettingsDep, predictor: PredictorDep, norm: Norm = "layer"
 ) -> Response:
     """A PNG grid of every channel of one layer for one image (colours: see /v1/feature-maps)."""
-    [name] = resolve_layers(predictor, layer.replace(",", " "))
+    if layer not in predictor.feature_layers:
+        raise _unknown(predictor, layer)
     upload = await read_upload(request)
     pre, _ = await prepare(upload.data, settings)
-    signed = _signed(next(r.type for r in predictor.layers if r.name == name))
+    signed = _signed(predictor.layer_types[layer])
 
     def render() -> bytes:
-        _, acts = predictor.features(to_tensor(pre.pixels), [name])
-        return feature_grid_png(acts[name][0].numpy(), signed, norm == "channel")
+        _, acts = predictor.features(to_tensor(pre.pixels), [layer])
+        return feature_grid_png(acts[layer][0].numpy(), signed, norm == "channel")
 
     return Response(await run_in_threadpool(render), media_type="image/png")
 
