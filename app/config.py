@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     retry_after_s: int = Field(1, ge=1)
 
     warmup: bool = True
+    gc_freeze: bool = True  # exempt start-up objects from garbage collection (see main.py)
     api_key: SecretStr | None = None  # when set, /v1/* needs header X-API-Key
     cors_origins: list[str] = []
 

@@ -248,3 +248,16 @@ def test_first_layer_filters_as_a_picture(client):
     assert img.size[0] == cols * (3 * (112 // 3) + 2) - 2  # 3x3 tiles enlarged to ~112 px
     r = client.get("/v1/model/filters/conv2.png")  # reads 32 channels: no single picture
     assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_layer"
+
+
+def test_startup_objects_are_frozen_out_of_garbage_collection_while_serving():
+    """A full collection used to walk torch's ~200k start-up objects: ~100 ms stalls under load."""
+    import gc
+
+    gc.unfreeze()  # freezing is process-wide: another app of this test session may have frozen
+    with TestClient(create_app(Settings())) as c:
+        assert gc.get_freeze_count() > 10_000
+        assert c.get("/readyz").status_code == 200
+    assert gc.get_freeze_count() == 0  # given back on shutdown
+    with TestClient(create_app(Settings(gc_freeze=False))):
+        assert gc.get_freeze_count() == 0
