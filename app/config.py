@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+Precision = Literal["auto", "float32", "bfloat16"]
 
 
 class Settings(BaseSettings):
@@ -26,6 +28,8 @@ class Settings(BaseSettings):
 
     # inference scheduling (see README: chosen from measurements on 2 cores)
     torch_threads: int = Field(1, ge=1)
+    # bfloat16 when the CPU computes it natively (AVX512-BF16/AMX), else float32
+    precision: Precision = "auto"
     max_batch_size: int = Field(64, ge=1)
     max_wait_ms: float = Field(2.0, ge=0, le=1000)
     max_queue: int = Field(512, ge=1)

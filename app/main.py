@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         torch.set_num_threads(settings.torch_threads)
         # CheckpointError propagates: start-up stops with its one-line message
-        predictor = Predictor.load(settings.weights_path, settings.resolved_card_path)
+        predictor = Predictor.load(settings.weights_path, settings.resolved_card_path, settings.precision)
         scheduler = BatchScheduler(
             predictor.probabilities,
             max_batch_size=settings.max_batch_size,
@@ -62,7 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.warmup:
             took = predictor.warm_up(settings.max_batch_size)
             warm_up_preprocessing()
-            log.info("model %s warmed up in %.0f ms", predictor.version, took * 1000)
+            log.info("model %s (%s) warmed up in %.0f ms", predictor.version, predictor.precision, took * 1000)
         else:
             predictor.ready = True
         await scheduler.start()

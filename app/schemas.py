@@ -105,6 +105,10 @@ class ModelCard(BaseModel):
     per_class_accuracy: list[float] | None = None
     confusion_matrix: list[list[int]] | None = None
     weights_sha256: str
+    serving_precision: str = Field(
+        description="number format of the network that makes predictions (float32 or bfloat16); "
+        "test_accuracy is the float32 network's"
+    )
     training: TrainingSummary
     data: dict[str, Any] = {}
     environment: dict[str, Any] = {}

@@ -25,7 +25,7 @@ def check_weights() -> None:
     """Refuse to start with one clear line, before uvicorn prints tracebacks per worker."""
     settings = get_settings()
     try:
-        Predictor.load(settings.weights_path, settings.resolved_card_path)
+        Predictor.load(settings.weights_path, settings.resolved_card_path, settings.precision)
     except CheckpointError as e:
         print(f"convlens: cannot start: {e}", file=sys.stderr)  # noqa: T201
         sys.exit(1)

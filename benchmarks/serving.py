@@ -10,7 +10,7 @@ and the ratios convlens / baseline from this one run:
   tutorial  one forward pass per request inside an async endpoint, same model
   litserve  LitServe with dynamic batching, same model (pip install litserve)
 Then images/s of /v1/predict/batch with 64 images per request against the raw forward
-pass of the model at batch 64 (same torch threads). Not part of the test suite.
+pass of the model at batch 64 (same torch threads and precision). Not part of the test suite.
 """
 
 from __future__ import annotations
@@ -159,22 +159,21 @@ def run_wrk(url: str, script: Path, connections: int, duration: int) -> dict[str
     }
 
 
-def raw_forward_images_per_s(batch: int, threads: int, seconds: float = 3.0) -> float:
-    """The network alone, exactly as the service runs it (BN folded, channels-last)."""
+def raw_forward_images_per_s(batch: int, threads: int, precision: str, seconds: float = 3.0) -> float:
+    """The network alone, exactly as the service runs it (BN folded, channels-last, same precision)."""
     from app.config import Settings
-    from model.checkpoint import load_checkpoint
-    from model.net import fused_for_inference
+    from app.predictor import Predictor
 
     torch.set_num_threads(threads)
-    model = fused_for_inference(load_checkpoint(Settings().weights_path))
-    x = torch.randn(batch, 1, 28, 28).contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode():
-        for _ in range(5):
-            model(x)
-        n, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            model(x)
-            n += 1
+    s = Settings()
+    predictor = Predictor.load(s.weights_path, s.resolved_card_path, precision)  # type: ignore[arg-type]
+    x = torch.randn(batch, 1, 28, 28)
+    for _ in range(5):
+        predictor.logits(x)
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        predictor.logits(x)
+        n += 1
     return n * batch / (time.perf_counter() - start)
 
 
@@ -226,10 +225,15 @@ def main() -> None:
             stop(proc)
 
     from app.config import Settings
+    from app.predictor import resolve_precision
 
     threads = Settings().torch_threads
-    raw = raw_forward_images_per_s(64, threads)
-    print(f"\nraw forward pass, batch 64, {threads} torch thread(s): {raw:,.0f} images/s")
+    precision = resolve_precision(Settings().precision)
+    raw = raw_forward_images_per_s(64, threads, precision)
+    print(f"\nraw forward pass, batch 64, {threads} torch thread(s), {precision}: {raw:,.0f} images/s")
+    if precision != "float32":
+        raw32 = raw_forward_images_per_s(64, threads, "float32")
+        print(f"the same in float32 (what the baselines run): {raw32:,.0f} images/s")
     print("\n| server | conns | req/s | p50 ms | p99 ms |\n| --- | --- | --- | --- | --- |")
     for name, by_c in results.items():
         if name == "batch64":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 from typing import Annotated, Literal
@@ -10,7 +11,7 @@ import numpy as np
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from app.deps import MetricsDep, PredictorDep, SettingsDep
+from app.deps import MetricsDep, PredictorDep, SchedulerDep, SettingsDep
 from app.errors import UnknownLayer
 from app.inference import ms, prepare, to_prediction
 from app.predictor import Predictor, to_tensor
@@ -62,6 +63,7 @@ async def feature_maps(
     request: Request,
     settings: SettingsDep,
     predictor: PredictorDep,
+    scheduler: SchedulerDep,
     metrics: MetricsDep,
     layers: Annotated[
         str | None, Query(description="comma-separated layer names; default: every conv, ReLU and pool layer")
@@ -76,7 +78,8 @@ async def feature_maps(
     upload = await read_upload(request)
     pre, t_pre = await prepare(upload.data, settings)
     t0 = time.perf_counter()
-    probs, acts = await run_in_threadpool(predictor.features, to_tensor(pre.pixels), names)
+    x = to_tensor(pre.pixels)
+    probs, acts = await asyncio.gather(scheduler.submit(x), run_in_threadpool(predictor.features, x, names))
     t_inf = time.perf_counter() - t0
     types = predictor.layer_types
 
@@ -123,7 +126,7 @@ async def feature_map_png(
     signed = _signed(predictor.layer_types[layer])
 
     def render() -> bytes:
-        _, acts = predictor.features(to_tensor(pre.pixels), [layer])
+        acts = predictor.features(to_tensor(pre.pixels), [layer])
         return feature_grid_png(acts[layer][0].numpy(), signed, norm == "channel")
 
     return Response(await run_in_threadpool(render), media_type="image/png")

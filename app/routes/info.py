@@ -37,6 +37,7 @@ def model_card(predictor: PredictorDep) -> ModelCard:
         per_class_accuracy=metrics.get("per_class_accuracy"),
         confusion_matrix=metrics.get("confusion_matrix"),
         weights_sha256=card["weights"]["sha256"],
+        serving_precision=predictor.precision,
         training=TrainingSummary(
             **{k: training.get(k) for k in ("command", "seed", "epochs", "best_epoch", "seconds")},
             history=training.get("history", []),

@@ -1,0 +1,48 @@
+"""The serving precision: bfloat16 where the CPU has it, and what that costs in answers."""
+
+import pytest
+import torch
+from fastapi.testclient import TestClient
+
+from app.config import Settings
+from app.main import create_app
+from app.predictor import Predictor, cpu_has_native_bf16, to_tensor
+from app.preprocess import preprocess_array
+from tests.conftest import png_bytes
+
+
+@pytest.fixture(scope="module")
+def predictors() -> dict[str, Predictor]:
+    s = Settings()
+    return {p: Predictor.load(s.weights_path, s.resolved_card_path, p) for p in ("float32", "bfloat16")}
+
+
+def test_auto_follows_the_cpu(predictors):
+    s = Settings()
+    auto = Predictor.load(s.weights_path, s.resolved_card_path, "auto")
+    assert auto.precision == ("bfloat16" if cpu_has_native_bf16() else "float32")
+    assert predictors["bfloat16"].fast.layers.fc.weight.dtype == torch.bfloat16
+    assert predictors["float32"].fast.layers.fc.weight.dtype == torch.float32
+
+
+def test_bfloat16_gives_the_float32_answers(predictors, mnist_test):
+    """On the full test set 9,999 of 10,000 digits agree; on the committed 1,000 all do."""
+    x = to_tensor([preprocess_array(img)[0] for img in mnist_test.images])
+    p32 = predictors["float32"].probabilities(x)
+    p16 = predictors["bfloat16"].probabilities(x)
+    assert p16.dtype == torch.float32 and p16.shape == (1000, 10)
+    assert (p16.argmax(1) == p32.argmax(1)).sum() >= 998
+    assert float((p16 - p32).abs().max()) < 0.05
+    assert torch.allclose(p16.sum(1), torch.ones(1000), atol=1e-5)
+
+
+def test_every_endpoint_gives_an_image_the_same_probabilities(mnist_test):
+    with TestClient(create_app(Settings(precision="bfloat16"))) as c:
+        assert c.get("/v1/model").json()["serving_precision"] == "bfloat16"
+        for img in mnist_test.images[:3]:
+            files = {"file": ("d.png", png_bytes(img), "image/png")}
+            one = c.post("/v1/predict", files=files).json()
+            maps = c.post("/v1/feature-maps?values=false", files=files).json()
+            batch = c.post("/v1/predict/batch", files=[("files", files["file"])]).json()
+            assert one["probabilities"] == maps["prediction"]["probabilities"]
+            assert one["probabilities"] == batch["results"][0]["prediction"]["probabilities"]
