@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from app.config import Settings
 from app.metrics import Metrics
 from app.predictor import Predictor, to_tensor
-from app.preprocess import Preprocessed, is_cheap, preprocess
+from app.preprocess import INLINE_BYTES, Preprocessed, finish, is_cheap, open_image, preprocess
 from app.scheduler import BatchScheduler
 from app.schemas import InputInfo, Prediction, Timing
 
@@ -44,11 +44,12 @@ def to_prediction(
 
 async def prepare(data: bytes, settings: Settings) -> tuple[Preprocessed, float]:
     start = time.perf_counter()
-    # a 28 x 28 digit is done before a thread could even pick it up; big photos go to threads
-    if is_cheap(data):
-        pre = preprocess(data, settings.max_pixels)
-    else:
+    if len(data) > INLINE_BYTES:  # even the header of a big upload is read off the loop
         pre = await run_in_threadpool(preprocess, data, settings.max_pixels)
+    else:
+        img = open_image(data, settings.max_pixels)
+        # a 28 x 28 digit is done before a thread could even pick it up
+        pre = finish(img) if is_cheap(data, img) else await run_in_threadpool(finish, img)
     return pre, time.perf_counter() - start
 
 

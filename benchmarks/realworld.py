@@ -172,7 +172,7 @@ def _local_classifier() -> Callable[[bytes, str], int]:
     from app.preprocess import preprocess
 
     settings = Settings()
-    predictor = Predictor.load(settings.weights_path, settings.resolved_card_path)
+    predictor = Predictor.load(settings.weights_path, settings.resolved_card_path, settings.precision)
 
     def classify(data: bytes, _: str) -> int:
         try:

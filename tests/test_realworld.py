@@ -14,7 +14,7 @@ from benchmarks.realworld import VARIANTS, build, build_shifted
 
 @pytest.fixture(scope="module")
 def predictor(settings) -> Predictor:
-    return Predictor.load(settings.weights_path, settings.resolved_card_path)
+    return Predictor.load(settings.weights_path, settings.resolved_card_path, settings.precision)
 
 
 def accuracy(predictor: Predictor, cases) -> dict[str, float]:
