@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_queue=settings.max_queue,
             retry_after_s=settings.retry_after_s,
             stats=BatchStats(on_batch=metrics.observe_batch, on_depth=metrics.queue_depth.set),
+            solo=lambda: metrics.in_flight == 1,
         )
         if settings.warmup:
             took = predictor.warm_up(settings.max_batch_size)

@@ -19,6 +19,7 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 class Metrics:
     def __init__(self) -> None:
+        self.in_flight = 0  # requests this process is serving now (the scheduler asks)
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter("convlens_http_requests", "HTTP requests", ["endpoint", "method", "status"], registry=r)
@@ -80,9 +81,11 @@ class MetricsMiddleware:
                 status = message["status"]
             await send(message)
 
+        self.metrics.in_flight += 1
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
+            self.metrics.in_flight -= 1
             route = scope.get("route")
             endpoint = getattr(route, "path", None) or "unmatched"
             method = scope.get("method", "")

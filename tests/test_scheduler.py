@@ -165,3 +165,59 @@ def test_shutdown_completes_queued_work_and_refuses_new():
     outs = asyncio.run(main())
     assert [o.item() for o in outs] == [10 * i for i in range(30)]
     assert sum(sizes) == 30 and all(1 <= n <= 4 for n in sizes)
+
+
+class ThreadRecorder(Recorder):
+    def __init__(self, delay: float = 0.0) -> None:
+        super().__init__(delay)
+        self.threads: list[str] = []
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        self.threads.append(threading.current_thread().name)
+        return super().__call__(x)
+
+
+def test_the_only_request_in_flight_runs_on_the_event_loop():
+    """Nothing to batch it with: no thread hops. Anything else goes through the queue."""
+    rec = ThreadRecorder()
+    in_flight = [1]
+
+    async def main():
+        s = await started(rec, solo=lambda: in_flight[0] == 1)
+        loop_thread = threading.current_thread().name
+        (out,) = [await s.submit(x) for x in ids(1, start=7)]
+        assert out.item() == 70 and rec.threads == [loop_thread]
+        in_flight[0] = 3  # other requests are being served: batch
+        await s.submit(ids(1)[0])
+        assert rec.threads[-1].startswith("inference")
+        in_flight[0] = 1
+        await s.submit(torch.cat(ids(2)))  # more than one image: never on the loop
+        assert rec.threads[-1].startswith("inference")
+        await s.stop()
+
+    asyncio.run(main())
+
+
+def test_requests_arriving_together_are_batched_even_if_each_looked_alone():
+    """Each request's task may start before the others have: `solo` is asked only after
+    the requests that arrived together have all reached the scheduler."""
+    rec = ThreadRecorder(delay=0.01)
+    in_flight = [0]
+
+    async def main():
+        s = await started(rec, max_batch_size=64, solo=lambda: in_flight[0] == 1)
+
+        async def request(x: torch.Tensor) -> torch.Tensor:
+            in_flight[0] += 1
+            try:
+                return await s.submit(x)
+            finally:
+                in_flight[0] -= 1
+
+        outs = await asyncio.gather(*(request(x) for x in ids(20)))
+        assert [o.item() for o in outs] == [10.0 * i for i in range(20)]
+        await s.stop()
+
+    asyncio.run(main())
+    assert all(t.startswith("inference") for t in rec.threads)
+    assert len(rec.calls) < 20  # batched, not one by one on the loop
