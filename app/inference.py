@@ -1,12 +1,13 @@
 """The request pipeline as plain async functions: bytes -> preprocess -> model -> schema.
 
-Preprocessing runs in the thread pool and the forward pass in the batch scheduler, so
-the event loop only ever awaits.
+Small uploads are preprocessed inline (cheaper than a thread hop), big ones in the
+thread pool; the forward pass runs in the batch scheduler.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -18,6 +19,16 @@ from app.predictor import Predictor, to_tensor
 from app.preprocess import INLINE_BYTES, Preprocessed, finish, is_cheap, open_image, preprocess
 from app.scheduler import BatchScheduler
 from app.schemas import InputInfo, Prediction, Timing
+
+
+@dataclass(frozen=True)
+class Service:
+    """Everything a prediction needs, made once per process by the lifespan."""
+
+    settings: Settings
+    metrics: Metrics
+    predictor: Predictor
+    scheduler: BatchScheduler
 
 
 def ms(seconds: float) -> float:
@@ -53,13 +64,11 @@ async def prepare(data: bytes, settings: Settings) -> tuple[Preprocessed, float]
     return pre, time.perf_counter() - start
 
 
-async def predict_one(
-    data: bytes, settings: Settings, predictor: Predictor, scheduler: BatchScheduler, metrics: Metrics
-) -> Prediction:
+async def predict_one(data: bytes, service: Service) -> Prediction:
     start = time.perf_counter()
-    pre, t_pre = await prepare(data, settings)
+    pre, t_pre = await prepare(data, service.settings)
     t0 = time.perf_counter()
-    probs = await scheduler.submit(to_tensor(pre.pixels))
+    probs = await service.scheduler.submit(to_tensor(pre.pixels))
     t_inf = time.perf_counter() - t0
     timing = Timing(preprocess_ms=ms(t_pre), inference_ms=ms(t_inf), total_ms=ms(time.perf_counter() - start))
-    return to_prediction(probs[0], pre, predictor.version, timing, metrics)
+    return to_prediction(probs[0], pre, service.predictor.version, timing, service.metrics)

@@ -22,6 +22,7 @@ from PIL import Image
 from app.config import Settings, get_settings
 from app.deps import require_api_key
 from app.errors import install_error_handlers
+from app.inference import Service
 from app.limits import BodyLimitMiddleware, TimeoutMiddleware
 from app.metrics import Metrics, MetricsMiddleware
 from app.predictor import Predictor
@@ -74,7 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             gc.freeze()
         start = time.perf_counter()
         try:
-            yield {"predictor": predictor, "scheduler": scheduler}
+            yield {"service": Service(settings, metrics, predictor, scheduler)}
         finally:
             await scheduler.stop()  # queued inference finishes before the process exits
             if settings.gc_freeze:

@@ -11,7 +11,7 @@ import numpy as np
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from app.deps import MetricsDep, PredictorDep, SchedulerDep, SettingsDep
+from app.deps import PredictorDep, ServiceDep, SettingsDep
 from app.errors import UnknownLayer
 from app.inference import ms, prepare, to_prediction
 from app.predictor import Predictor, to_tensor
@@ -61,10 +61,7 @@ def _round(a: np.ndarray) -> list:  # type: ignore[type-arg]
 )
 async def feature_maps(
     request: Request,
-    settings: SettingsDep,
-    predictor: PredictorDep,
-    scheduler: SchedulerDep,
-    metrics: MetricsDep,
+    service: ServiceDep,
     layers: Annotated[
         str | None, Query(description="comma-separated layer names; default: every conv, ReLU and pool layer")
     ] = None,
@@ -73,13 +70,14 @@ async def feature_maps(
     norm: Norm = "layer",
 ) -> FeatureMapsResponse:
     """The prediction plus every conv/ReLU/pool layer's activations for one image."""
+    settings, predictor, metrics = service.settings, service.predictor, service.metrics
     names = resolve_layers(predictor, layers)
     start = time.perf_counter()
     upload = await read_upload(request)
     pre, t_pre = await prepare(upload.data, settings)
     t0 = time.perf_counter()
     x = to_tensor(pre.pixels)
-    probs, acts = await asyncio.gather(scheduler.submit(x), run_in_threadpool(predictor.features, x, names))
+    probs, acts = await asyncio.gather(service.scheduler.submit(x), run_in_threadpool(predictor.features, x, names))
     t_inf = time.perf_counter() - t0
     types = predictor.layer_types
 

@@ -72,7 +72,8 @@ async def healthz() -> Health:
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness, "description": "not ready"}})
 async def readyz(request: Request) -> Response:
     """Readiness: the model is loaded and warmed up."""
-    predictor = getattr(request.state, "predictor", None)
+    service = getattr(request.state, "service", None)
+    predictor = service.predictor if service is not None else None
     if predictor is None or not predictor.ready:
         return JSONResponse(Readiness(status="starting").model_dump(), status_code=503)
     return JSONResponse(Readiness(status="ready", model_version=predictor.version).model_dump())

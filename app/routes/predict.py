@@ -7,7 +7,7 @@ import time
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from app.deps import MetricsDep, PredictorDep, SchedulerDep, SettingsDep
+from app.deps import ServiceDep
 from app.errors import ApiError
 from app.inference import ms, predict_one, to_prediction
 from app.predictor import to_tensor
@@ -20,12 +20,10 @@ router = APIRouter(prefix="/v1", tags=["predict"])
 
 
 @router.post("/predict", response_model=Prediction, responses=UPLOAD_ERRORS, openapi_extra=IMAGE_BODY)
-async def predict(
-    request: Request, settings: SettingsDep, predictor: PredictorDep, scheduler: SchedulerDep, metrics: MetricsDep
-) -> Prediction:
+async def predict(request: Request, service: ServiceDep) -> Prediction:
     """Predict the digit in one image (a photo, a drawing, or an MNIST digit)."""
     upload = await read_upload(request)
-    return await predict_one(upload.data, settings, predictor, scheduler, metrics)
+    return await predict_one(upload.data, service)
 
 
 def _preprocess_all(datas: list[bytes], max_pixels: int) -> list[Preprocessed | ApiError]:
@@ -39,17 +37,16 @@ def _preprocess_all(datas: list[bytes], max_pixels: int) -> list[Preprocessed | 
 
 
 @router.post("/predict/batch", response_model=BatchResponse, responses=UPLOAD_ERRORS, openapi_extra=BATCH_BODY)
-async def predict_batch(
-    request: Request, settings: SettingsDep, predictor: PredictorDep, scheduler: SchedulerDep, metrics: MetricsDep
-) -> BatchResponse:
+async def predict_batch(request: Request, service: ServiceDep) -> BatchResponse:
     """Predict several images in one forward pass; a bad image fails only its own slot."""
+    settings, predictor, metrics = service.settings, service.predictor, service.metrics
     start = time.perf_counter()
     uploads = await read_uploads(request, settings.max_batch_images)
     pres = await run_in_threadpool(_preprocess_all, [u.data for u in uploads], settings.max_pixels)
     t_pre = time.perf_counter() - start
     good = [p for p in pres if isinstance(p, Preprocessed)]
     t0 = time.perf_counter()
-    probs = await scheduler.submit(to_tensor([p.pixels for p in good])) if good else None
+    probs = await service.scheduler.submit(to_tensor([p.pixels for p in good])) if good else None
     t_inf = time.perf_counter() - t0
     timing = Timing(preprocess_ms=ms(t_pre), inference_ms=ms(t_inf), total_ms=ms(time.perf_counter() - start))
     results, row = [], 0
