@@ -25,6 +25,7 @@ FORMATS = frozenset({"PNG", "JPEG", "MPO", "GIF", "BMP", "WEBP", "TIFF"})
 FIT = 20  # MNIST digits are size-normalised into a 20 x 20 box ...
 SIDE = 28  # ... and centred by mass in a 28 x 28 field,
 CENTRE = 14.0  # at index (14, 14): the mean centre of mass of the MNIST test set
+CLEAR = 0.1  # ink above this is a stroke, not a stroke's faint rim or JPEG ringing
 WORK = 4 * FIT  # resolution at which stroke width is normalised before the final shrink
 MAX_WORK_SIDE = 1024  # larger uploads are reduced first: a digit needs no more pixels
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601, as Pillow's "L"
@@ -220,7 +221,7 @@ def fit(ink: np.ndarray) -> np.ndarray:
     anti-aliased rim (so MNIST digits keep their exact 20 px box) but not JPEG ringing,
     which spreads faint grey several pixels around every stroke and would shrink the digit.
     """
-    clear = ink > 0.1
+    clear = ink > CLEAR
     rows, cols = np.flatnonzero(clear.any(1)), np.flatnonzero(clear.any(0))
     top, bottom = max(rows[0] - 1, 0), min(rows[-1] + 2, ink.shape[0])
     left, right = max(cols[0] - 1, 0), min(cols[-1] + 2, ink.shape[1])
@@ -285,8 +286,8 @@ def preprocess_array(gray: np.ndarray) -> tuple[np.ndarray, bool]:
 def _digit(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     """float32 luminance in [0, 1] -> (28, 28) ink map, and whether it was inverted."""
     ink, inverted = ink_map(gray)
-    if not ink.any():
-        raise BlankImage("no digit found: the image has no visible ink")
+    if not (ink > CLEAR).any():
+        raise BlankImage("no digit found: the image has no clear ink")
     return centre(fit(ink)), inverted
 
 

@@ -133,6 +133,14 @@ def test_truncated_png_and_jpeg(mnist_test):
             run(data[: len(data) // 2])
 
 
+def test_faint_ink_only_is_blank_not_a_crash():
+    """Found by Hypothesis: noisy paper whose only 'ink' is faint everywhere."""
+    a = np.full((8, 30), 903, dtype=np.int16)
+    a[0, 0], a[6, 9], a[7, 10] = -3198, 0, 0
+    with pytest.raises(BlankImage):
+        preprocess_array(a)
+
+
 @settings(max_examples=150, deadline=None)
 @given(arrays(dtype=scalar_dtypes(), shape=array_shapes(min_dims=0, max_dims=3, max_side=60)))
 def test_any_array_gives_a_finite_28x28_or_a_documented_error(a):
