@@ -37,6 +37,7 @@ class Settings(BaseSettings):
 
     warmup: bool = True
     gc_freeze: bool = True  # exempt start-up objects from garbage collection (see main.py)
+    gc_threshold: int = Field(10_000, ge=0)  # allocations between young collections; 0: Python's 700
     api_key: SecretStr | None = None  # when set, /v1/* needs header X-API-Key
     cors_origins: list[str] = []
 

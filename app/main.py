@@ -73,6 +73,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # walked them all (~100 ms, the p99 under load). Frozen, it sees only new ones.
             gc.collect()
             gc.freeze()
+        thresholds = gc.get_threshold()
+        if settings.gc_threshold:
+            # with dozens of requests in flight, their live objects alone crossed Python's
+            # 700-allocation trigger over and over: 40 us of collecting per request
+            gc.set_threshold(settings.gc_threshold, *thresholds[1:])
         start = time.perf_counter()
         try:
             yield {"service": Service(settings, metrics, predictor, scheduler)}
@@ -80,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await scheduler.stop()  # queued inference finishes before the process exits
             if settings.gc_freeze:
                 gc.unfreeze()
+            gc.set_threshold(*thresholds)
             log.info("scheduler drained after %.1f s up", time.perf_counter() - start)
 
     app = FastAPI(

@@ -255,9 +255,12 @@ def test_startup_objects_are_frozen_out_of_garbage_collection_while_serving():
     import gc
 
     gc.unfreeze()  # freezing is process-wide: another app of this test session may have frozen
-    with TestClient(create_app(Settings())) as c:
+    before = gc.get_threshold()
+    with TestClient(create_app(Settings(gc_threshold=12_345))) as c:
         assert gc.get_freeze_count() > 10_000
+        assert gc.get_threshold()[0] == 12_345  # in-flight requests alone no longer trigger it
         assert c.get("/readyz").status_code == 200
     assert gc.get_freeze_count() == 0  # given back on shutdown
+    assert gc.get_threshold() == before
     with TestClient(create_app(Settings(gc_freeze=False))):
         assert gc.get_freeze_count() == 0
