@@ -4,7 +4,11 @@
 
 Starts each server as a real process on loopback, drives it with wrk (Debian's `wrk`)
 posting the same 28x28 PNG as multipart, and prints requests/s, p50 and p99 per server
-and the ratios convlens / baseline from this one run:
+and the ratios convlens / baseline from this one run. The machine's speed drifts by tens
+of percent over minutes, so servers are measured interleaved: all start once, the ones
+not being measured are paused (SIGSTOP: no CPU, not even a polling loop), and for each
+connection count every server takes its turn, `--rounds` times in rotating order;
+the table gives medians and each ratio comes from back-to-back measurements.
   convlens  the service as users run it (python -m app.serve, default settings)
   floor     FastAPI endpoint that reads the upload and returns a constant
   tutorial  one forward pass per request inside an async endpoint, same model
@@ -177,9 +181,19 @@ def raw_forward_images_per_s(batch: int, threads: int, precision: str, seconds: 
     return n * batch / (time.perf_counter() - start)
 
 
+def pause(proc: subprocess.Popen, paused: bool) -> None:
+    os.killpg(proc.pid, signal.SIGSTOP if paused else signal.SIGCONT)
+
+
+def median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    return (xs[(len(xs) - 1) // 2] + xs[len(xs) // 2]) / 2
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--duration", type=int, default=10, help="seconds per measurement (default: %(default)s)")
+    p.add_argument("--rounds", type=int, default=2, help="measurements per server and cell (default: %(default)s)")
     p.add_argument("--connections", default="1,16,64", help="default: %(default)s")
     p.add_argument("--servers", default="convlens,floor,tutorial,litserve", help="default: %(default)s")
     p.add_argument(
@@ -192,36 +206,54 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="convlens-bench-"))
     png = digit_png()
     single = lua_script(multipart([("file", png)]), "/v1/predict", tmp)
-    results: dict[str, dict[int, dict[str, float]]] = {}
     env = {"WEB_CONCURRENCY": str(args.workers)} if args.workers else {}
-    for i, name in enumerate(args.servers.split(",")):
-        port = 8100 + i
-        proc = start(name, port, env)
-        try:
-            wait_ready(f"http://127.0.0.1:{port}", proc)
-            results[name] = {}
+    procs: dict[str, subprocess.Popen] = {}
+    urls: dict[str, str] = {}
+    samples: dict[str, dict[int, list[dict[str, float]]]] = {}
+    batch: dict[str, float] | None = None
+    try:
+        for i, name in enumerate(args.servers.split(",")):
+            port = 8100 + i
+            procs[name] = proc = start(name, port, env)
+            urls[name] = f"http://127.0.0.1:{port}"
+            try:
+                wait_ready(urls[name], proc)
+            except Exception as e:  # one broken baseline should not hide the others
+                print(f"{name}: {e}", flush=True)
+                if proc.stderr is not None and proc.poll() is not None:
+                    print(proc.stderr.read().decode()[-2000:], flush=True)
+                stop(procs.pop(name))
+                continue
+            pause(proc, True)
+        names = list(procs)
+        for rnd in range(args.rounds):
             for c in conns:
-                results[name][c] = r = run_wrk(f"http://127.0.0.1:{port}", single, c, args.duration)
-                print(
-                    f"{name:9s} c={c:3d}  {r['rps']:8.0f} req/s  p50 {r['p50']:7.2f} ms  p99 {r['p99']:7.2f} ms"
-                    f"  non-2xx {r['non2xx']} {r['socket_errors']}",
-                    flush=True,
-                )
-            if name == "convlens":
-                time.sleep(2)  # let the last run's backlog drain
-                batch = lua_script(multipart([("files", png)] * 64), "/v1/predict/batch", tmp)
-                r = run_wrk(f"http://127.0.0.1:{port}", batch, 2, args.duration)
-                results["batch64"] = {2: {**r, "images_per_s": r["rps"] * 64}}
-                print(
-                    f"batch64   c=  2  {r['rps'] * 64:8.0f} images/s  p50 {r['p50']:7.2f} ms"
-                    f"  non-2xx {r['non2xx']} {r['socket_errors']}",
-                    flush=True,
-                )
-        except Exception as e:  # one broken baseline should not hide the others
-            print(f"{name}: {e}", flush=True)
-            if proc.stderr is not None and proc.poll() is not None:
-                print(proc.stderr.read().decode()[-2000:], flush=True)
-        finally:
+                order = names[rnd % len(names) :] + names[: rnd % len(names)]
+                for name in order:
+                    pause(procs[name], False)
+                    try:
+                        run_wrk(urls[name], single, c, 1)  # warm the connections and caches
+                        r = run_wrk(urls[name], single, c, args.duration)
+                    finally:
+                        pause(procs[name], True)
+                    samples.setdefault(name, {}).setdefault(c, []).append(r)
+                    print(
+                        f"round {rnd + 1} {name:9s} c={c:3d}  {r['rps']:8.0f} req/s  p50 {r['p50']:7.2f} ms"
+                        f"  p99 {r['p99']:7.2f} ms  non-2xx {r['non2xx']} {r['socket_errors']}",
+                        flush=True,
+                    )
+        if "convlens" in procs:
+            pause(procs["convlens"], False)
+            script = lua_script(multipart([("files", png)] * 64), "/v1/predict/batch", tmp)
+            batch = run_wrk(urls["convlens"], script, 2, args.duration)
+            print(
+                f"batch64   c=  2  {batch['rps'] * 64:8.0f} images/s  p50 {batch['p50']:7.2f} ms"
+                f"  non-2xx {batch['non2xx']} {batch['socket_errors']}",
+                flush=True,
+            )
+    finally:
+        for proc in procs.values():
+            pause(proc, False)
             stop(proc)
 
     from app.config import Settings
@@ -234,26 +266,32 @@ def main() -> None:
     if precision != "float32":
         raw32 = raw_forward_images_per_s(64, threads, "float32")
         print(f"the same in float32 (what the baselines run): {raw32:,.0f} images/s")
+    print(f"\nmedians of {args.rounds} round(s), {args.duration} s each:")
     print("\n| server | conns | req/s | p50 ms | p99 ms |\n| --- | --- | --- | --- | --- |")
-    for name, by_c in results.items():
-        if name == "batch64":
-            continue
-        for c, r in by_c.items():
-            print(f"| {name} | {c} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} |")
-    if "convlens" in results:
-        ours = results["convlens"]
-        print("\nratios (convlens / baseline, same run):")
-        for name in results:
-            if name in ("convlens", "batch64"):
+    for name, by_c in samples.items():
+        for c, rs in by_c.items():
+            print(
+                f"| {name} | {c} | {median([r['rps'] for r in rs]):.0f} | {median([r['p50'] for r in rs]):.2f} "
+                f"| {median([r['p99'] for r in rs]):.2f} |"
+            )
+    if "convlens" in samples:
+        ours = samples["convlens"]
+        print("\nratios convlens / baseline, one per round (each from back-to-back runs), and their median:")
+        for name in samples:
+            if name == "convlens":
                 continue
             for c in conns:
-                if c in results[name] and c in ours:
-                    print(
-                        f"  vs {name:9s} c={c:3d}: throughput x{ours[c]['rps'] / results[name][c]['rps']:.2f},"
-                        f" p50 x{ours[c]['p50'] / results[name][c]['p50']:.2f}"
-                    )
-    if "batch64" in results:
-        ips = results["batch64"][2]["images_per_s"]
+                if c not in samples[name] or c not in ours:
+                    continue
+                pairs = list(zip(ours[c], samples[name][c], strict=True))
+                tput = [a["rps"] / b["rps"] for a, b in pairs]
+                lat = [a["p50"] / b["p50"] for a, b in pairs]
+                print(
+                    f"  vs {name:9s} c={c:3d}: throughput x{median(tput):.2f} ({', '.join(f'{t:.2f}' for t in tput)}),"
+                    f" p50 x{median(lat):.2f} ({', '.join(f'{t:.2f}' for t in lat)})"
+                )
+    if batch is not None:
+        ips = batch["rps"] * 64
         print(f"\nbatch endpoint: {ips:,.0f} images/s = {100 * ips / raw:.0f}% of the raw forward pass at batch 64")
 
 

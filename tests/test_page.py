@@ -73,6 +73,7 @@ def test_draw_a_digit_and_see_prediction_and_feature_maps(page, server):
     expected = {r["name"]: r["output_shape"] for r in card["layers"] if r["name"].startswith(("conv", "relu", "pool"))}
     page.wait_for_function("document.querySelector('#card-summary').textContent.includes('parameters')")
     assert f"{card['parameters']:,}" in page.text_content("#card-summary")
+    assert f"predicts in {card['serving_precision']}" in page.text_content("#card-summary")
     assert page.locator("#layers tbody tr").count() == len(card["layers"])
     page.wait_for_function("document.querySelector('#filters-img').complete")
     assert page.locator("#filters-img").evaluate("img => img.naturalWidth") > 0

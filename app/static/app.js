@@ -206,7 +206,7 @@ async function loadCard() {
     const acc = card.test_accuracy == null ? "not measured" : `${(100 * card.test_accuracy).toFixed(2)}%`;
     $("card-summary").textContent =
       `Version ${card.version} · ${card.parameters.toLocaleString("en")} parameters · ` +
-      `MNIST test accuracy ${acc} on 10,000 images`;
+      `MNIST test accuracy ${acc} on 10,000 images · predicts in ${card.serving_precision}`;
     const first = card.layers.find((l) => l.type === "Conv2d");
     if (first) {
       $("filters-img").src = `/v1/model/filters/${first.name}.png`;
