@@ -121,13 +121,31 @@ def test_slow_clients_do_not_stall_the_others(mnist_test):
     assert "Traceback" not in log and "ClientDisconnect" not in log, log[-2000:]
 
 
+def read_response(s) -> str:
+    """Headers and body may arrive in separate segments: read to the end of the body."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(4096)
+        if not chunk:
+            return data.decode()
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        (int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")),
+        0,
+    )
+    while len(body) < length and (chunk := s.recv(4096)):
+        body += chunk
+    return (head + b"\r\n\r\n" + body).decode()
+
+
 def test_a_trickling_upload_times_out_with_504():
     import socket
 
     with running_server({"WEB_CONCURRENCY": "1", "CONVLENS_REQUEST_TIMEOUT_S": "1"}) as server:
         s = socket.create_connection(("127.0.0.1", server.port), timeout=10)
         s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\nabc")
-        reply = s.recv(4096).decode()  # nothing more is sent: the server must give up by itself
+        reply = read_response(s)  # nothing more is sent: the server must give up by itself
         s.close()
         assert reply.startswith("HTTP/1.1 504")
         assert '"code":"timeout"' in reply
