@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     # bfloat16 when the CPU computes it natively (AVX512-BF16/AMX), else float32
     precision: Precision = "auto"
     max_batch_size: int = Field(64, ge=1)
-    max_wait_ms: float = Field(0.0, ge=0, le=1000)  # 0: a pass batches what queued during the last
+    max_wait_ms: float = Field(0.0, ge=0, le=1000)  # 0: a pass takes what queued during the previous one
     max_queue: int = Field(512, ge=1)
     retry_after_s: int = Field(1, ge=1)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -105,7 +105,7 @@ class ModelCard(BaseModel):
     per_class_accuracy: list[float] | None = None
     confusion_matrix: list[list[int]] | None = None
     weights_sha256: str
-    serving_precision: str = Field(
+    serving_precision: Literal["float32", "bfloat16"] = Field(
         description="number format of the network that makes predictions (float32 or bfloat16); "
         "test_accuracy is the float32 network's"
     )

@@ -20,6 +20,7 @@ pass of the model at batch 64 (same torch threads and precision). Not part of th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
 import re
@@ -30,10 +31,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from statistics import median
 
 import httpx
 import torch
 from PIL import Image
+
+from app.config import Precision
 
 ROOT = Path(__file__).resolve().parent.parent
 BOUNDARY = "convlensbenchboundary"
@@ -163,14 +167,14 @@ def run_wrk(url: str, script: Path, connections: int, duration: int) -> dict[str
     }
 
 
-def raw_forward_images_per_s(batch: int, threads: int, precision: str, seconds: float = 3.0) -> float:
+def raw_forward_images_per_s(batch: int, threads: int, precision: Precision, seconds: float = 3.0) -> float:
     """The network alone, exactly as the service runs it (BN folded, channels-last, same precision)."""
     from app.config import Settings
     from app.predictor import Predictor
 
     torch.set_num_threads(threads)
     s = Settings()
-    predictor = Predictor.load(s.weights_path, s.resolved_card_path, precision)  # type: ignore[arg-type]
+    predictor = Predictor.load(s.weights_path, s.resolved_card_path, precision)
     x = torch.randn(batch, 1, 28, 28)
     for _ in range(5):
         predictor.logits(x)
@@ -182,12 +186,8 @@ def raw_forward_images_per_s(batch: int, threads: int, precision: str, seconds: 
 
 
 def pause(proc: subprocess.Popen, paused: bool) -> None:
-    os.killpg(proc.pid, signal.SIGSTOP if paused else signal.SIGCONT)
-
-
-def median(xs: list[float]) -> float:
-    xs = sorted(xs)
-    return (xs[(len(xs) - 1) // 2] + xs[len(xs) // 2]) / 2
+    with contextlib.suppress(ProcessLookupError):  # a server that died is reported by wrk
+        os.killpg(proc.pid, signal.SIGSTOP if paused else signal.SIGCONT)
 
 
 def main() -> None:

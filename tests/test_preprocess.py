@@ -162,3 +162,13 @@ def test_any_random_picture_size(h, w, seed):
     except BlankImage:
         return
     assert out.shape == (28, 28) and np.isfinite(out).all()
+
+
+@settings(max_examples=100, deadline=None)
+@given(arrays(np.float32, st.integers(1, 300), elements=st.floats(0, 1, width=32)), st.floats(0, 100))
+def test_median_and_percentile_are_numpys(a, q):
+    """The partition-based shortcuts give what np.median / np.percentile give."""
+    from app.preprocess import _median, _percentile
+
+    assert _median(a) == pytest.approx(float(np.median(a)), abs=1e-6)
+    assert _percentile(a, q) == pytest.approx(float(np.percentile(a, q)), abs=1e-6)
