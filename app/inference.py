@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from app.config import Settings
@@ -54,6 +55,7 @@ def to_prediction(
 
 
 async def prepare(data: bytes, settings: Settings) -> tuple[Preprocessed, float]:
+    """Preprocess one upload for the endpoints that need its pixels themselves."""
     start = time.perf_counter()
     if len(data) > INLINE_BYTES:  # even the header of a big upload is read off the loop
         pre = await run_in_threadpool(preprocess, data, settings.max_pixels)
@@ -64,11 +66,30 @@ async def prepare(data: bytes, settings: Settings) -> tuple[Preprocessed, float]
     return pre, time.perf_counter() - start
 
 
-async def predict_one(data: bytes, service: Service) -> Prediction:
+def _prepare(img: Image.Image) -> tuple[tuple[Preprocessed, float], torch.Tensor]:
+    """Runs in the inference thread, beside the other images of the batch."""
     start = time.perf_counter()
-    pre, t_pre = await prepare(data, service.settings)
-    t0 = time.perf_counter()
-    probs = await service.scheduler.submit(to_tensor(pre.pixels))
-    t_inf = time.perf_counter() - t0
-    timing = Timing(preprocess_ms=ms(t_pre), inference_ms=ms(t_inf), total_ms=ms(time.perf_counter() - start))
+    pre = finish(img)
+    return (pre, time.perf_counter() - start), to_tensor(pre.pixels)
+
+
+async def predict_one(data: bytes, service: Service) -> Prediction:
+    """Small images (the usual upload) are decoded and preprocessed in the inference
+    thread, just before the pass that reads them; bigger ones first in the thread pool,
+    so that a photo's decode never holds up the other requests of its batch."""
+    start = time.perf_counter()
+    if len(data) > INLINE_BYTES:  # even the header of a big upload is read off the loop
+        img = await run_in_threadpool(open_image, data, service.settings.max_pixels)
+    else:
+        img = open_image(data, service.settings.max_pixels)
+    t_open = time.perf_counter() - start
+    if is_cheap(data, img):
+        (pre, t_pre), probs = await service.scheduler.submit_raw(img, _prepare)
+    else:
+        pre = await run_in_threadpool(finish, img)
+        t_pre = time.perf_counter() - start - t_open
+        probs = await service.scheduler.submit(to_tensor(pre.pixels))
+    t_pre += t_open
+    total = time.perf_counter() - start
+    timing = Timing(preprocess_ms=ms(t_pre), inference_ms=ms(total - t_pre), total_ms=ms(total))
     return to_prediction(probs[0], pre, service.predictor.version, timing, service.metrics)

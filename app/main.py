@@ -17,6 +17,7 @@ import torch
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from fastapi.telemetry import TelemetryConfig
 from PIL import Image
 
 from app.config import Settings, get_settings
@@ -31,6 +32,7 @@ from app.routes import features, info, page, predict
 from app.scheduler import BatchScheduler, BatchStats
 
 log = logging.getLogger("convlens")
+NO_TELEMETRY = TelemetryConfig(tracing=False, metrics=False, logs=False, operation_spans=False)
 
 
 def warm_up_preprocessing() -> None:
@@ -93,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Recognise handwritten digits and look inside the CNN that does it.",
         version="1.0.0",
         lifespan=lifespan,
+        telemetry=None if settings.otel else NO_TELEMETRY,
     )
     app.state.settings = settings
     app.state.metrics = metrics

@@ -19,18 +19,22 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import torch
 
 from app.errors import Overloaded
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
 class _Job:
-    x: torch.Tensor  # (k, ...) rows of one request
-    future: asyncio.Future[torch.Tensor]
+    x: Any  # (k, ...) rows of one request, or what `prepare` turns into one row
+    rows: int
+    future: asyncio.Future[Any]
+    prepare: Callable[[Any], tuple[Any, torch.Tensor]] | None = None
     enqueued: float = field(default_factory=time.perf_counter)
 
 
@@ -87,21 +91,31 @@ class BatchScheduler:
 
     async def submit(self, x: torch.Tensor) -> torch.Tensor:
         """Queue the rows of one request and wait for their outputs."""
+        return await self._submit(x, len(x), None)
+
+    async def submit_raw(self, raw: Any, prepare: Callable[[Any], tuple[T, torch.Tensor]]) -> tuple[T, torch.Tensor]:
+        """Queue one input that `prepare` turns into (info, one row) in the inference
+        thread, just before the pass; returns (info, output row). Preparing a batch's
+        inputs back to back there costs less than one at a time between other work on the
+        event loop; an exception from `prepare` fails this input alone."""
+        return await self._submit(raw, 1, prepare)
+
+    async def _submit(self, x: Any, rows: int, prepare: Callable[[Any], tuple[Any, torch.Tensor]] | None) -> Any:
         if self._closing or self._task is None:
             raise Overloaded("the server is shutting down", {"Retry-After": str(self.retry_after_s)})
-        if self._rows + len(x) > self.max_queue:
+        if self._rows + rows > self.max_queue:
             raise Overloaded(
                 f"inference queue is full ({self._rows} images waiting); retry shortly",
                 {"Retry-After": str(self.retry_after_s)},
             )
-        if len(x) == 1 and self._idle():
+        if rows == 1 and self._idle():
             # let requests that arrived with this one reach the scheduler (or at least
             # start) first: only then does `solo` tell a lone request from the first of many
             await asyncio.sleep(0)
             if self._idle() and self.solo():
-                return self._run_inline(x)
-        job = _Job(x, asyncio.get_running_loop().create_future())
-        self._rows += len(x)
+                return self._run_inline(x, prepare)
+        job = _Job(x, rows, asyncio.get_running_loop().create_future(), prepare)
+        self._rows += rows
         self.stats.on_depth(self._rows)
         self._queue.put_nowait(job)
         return await job.future
@@ -109,17 +123,18 @@ class BatchScheduler:
     def _idle(self) -> bool:
         return not self._busy and self._carry is None and self._queue.empty()
 
-    def _run_inline(self, x: torch.Tensor) -> torch.Tensor:
+    def _run_inline(self, x: Any, prepare: Callable[[Any], tuple[Any, torch.Tensor]] | None) -> Any:
         started = time.perf_counter()
-        out = self.fn(x)  # an exception here is this request's alone
-        if len(out) != len(x):
-            raise RuntimeError(f"model returned {len(out)} outputs for {len(x)} inputs")
-        self.stats.on_batch(len(x), 0.0, time.perf_counter() - started)
-        return out
+        info, rows = prepare(x) if prepare else (None, x)  # an exception here is this request's alone
+        out = self.fn(rows)
+        if len(out) != len(rows):
+            raise RuntimeError(f"model returned {len(out)} outputs for {len(rows)} inputs")
+        self.stats.on_batch(len(rows), 0.0, time.perf_counter() - started)
+        return (info, out) if prepare else out
 
     async def _next_batch(self, first: _Job) -> tuple[list[_Job], bool]:
         """Gather jobs behind `first`; returns them and whether the stop marker was seen."""
-        jobs, rows = [first], len(first.x)
+        jobs, rows = [first], first.rows
         deadline = time.perf_counter() + self.max_wait
         while rows < self.max_batch_size:
             if not self._queue.empty():
@@ -137,11 +152,11 @@ class BatchScheduler:
                 break
             if job is None:
                 return jobs, True
-            if rows + len(job.x) > self.max_batch_size:
+            if rows + job.rows > self.max_batch_size:
                 self._carry = job  # too big to join: it opens the next batch
                 break
             jobs.append(job)
-            rows += len(job.x)
+            rows += job.rows
         return jobs, False
 
     async def _loop(self) -> None:
@@ -163,30 +178,59 @@ class BatchScheduler:
             stopping = stopping or saw_stop
             await self._run(loop, jobs)
 
+    def _compute(self, jobs: list[_Job]) -> list[Any]:
+        """In the inference thread: prepare what needs it, one pass, each job its result
+        (or the exception that failed it alone)."""
+        results: list[Any] = [None] * len(jobs)
+        infos: list[Any] = [None] * len(jobs)
+        xs, live = [], []
+        for i, j in enumerate(jobs):
+            if j.prepare is None:
+                xs.append(j.x)
+            else:
+                try:
+                    infos[i], x = j.prepare(j.x)
+                except Exception as e:  # handed to the request it belongs to
+                    results[i] = e
+                    continue
+                xs.append(x)
+            live.append(i)
+        if not live:
+            return results
+        x = xs[0] if len(xs) == 1 else torch.cat(xs)
+        out = self.fn(x)
+        if len(out) != len(x):
+            raise RuntimeError(f"model returned {len(out)} outputs for {len(x)} inputs")
+        row = 0
+        for i in live:
+            j = jobs[i]
+            rows = out[row : row + j.rows]
+            results[i] = rows if j.prepare is None else (infos[i], rows)
+            row += j.rows
+        return results
+
     async def _run(self, loop: asyncio.AbstractEventLoop, jobs: list[_Job]) -> None:
         started = time.perf_counter()
-        n_rows = sum(len(j.x) for j in jobs)
+        n_rows = sum(j.rows for j in jobs)
         self._rows -= n_rows
         self.stats.on_depth(self._rows)
         wait = started - min(j.enqueued for j in jobs)
+        self._busy = True
         try:
-            x = jobs[0].x if len(jobs) == 1 else torch.cat([j.x for j in jobs])
-            self._busy = True
-            try:
-                out = await loop.run_in_executor(self._executor, self.fn, x)
-            finally:
-                self._busy = False
-            if len(out) != n_rows:
-                raise RuntimeError(f"model returned {len(out)} outputs for {n_rows} inputs")
+            results = await loop.run_in_executor(self._executor, self._compute, jobs)
         except Exception as e:  # a failing batch fails its own requests, not the loop
             log.exception("inference batch of %d failed", n_rows)
             for j in jobs:
                 if not j.future.done():
                     j.future.set_exception(e)
             return
+        finally:
+            self._busy = False
         self.stats.on_batch(n_rows, wait, time.perf_counter() - started)
-        i = 0
-        for j in jobs:
-            if not j.future.done():  # the client may have gone away
-                j.future.set_result(out[i : i + len(j.x)])
-            i += len(j.x)
+        for j, result in zip(jobs, results, strict=True):
+            if j.future.done():  # the client may have gone away
+                continue
+            if isinstance(result, Exception):
+                j.future.set_exception(result)
+            else:
+                j.future.set_result(result)

@@ -18,6 +18,7 @@ import uvicorn
 
 from app.config import get_settings
 from app.predictor import Predictor
+from app.transport import CoalescingHttpToolsProtocol
 from model.checkpoint import CheckpointError
 
 
@@ -57,6 +58,7 @@ def main() -> None:
         workers=workers,
         timeout_graceful_shutdown=grace,
         proxy_headers=True,
+        http=CoalescingHttpToolsProtocol,
         access_log=os.environ.get("CONVLENS_ACCESS_LOG", "0") == "1",
         log_level=os.environ.get("LOG_LEVEL", "info"),
     )

@@ -5,13 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fastapi import Request
-from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException
-from starlette.formparsers import MultiPartException
 
+from app import formdata
 from app.errors import MalformedRequest, UnsupportedMediaType
 
 RAW_TYPES = ("image/", "application/octet-stream")
+MAX_EXTRA_FIELDS = 16  # text fields a client may send beside the images (and we ignore)
 
 
 @dataclass
@@ -24,25 +23,21 @@ def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-async def _form(request: Request, max_files: int):
-    try:
-        return await request.form(max_files=max_files, max_fields=max_files + 16)
-    except MultiPartException as e:
-        raise MalformedRequest(f"malformed multipart body: {e.message}") from e
-    except HTTPException as e:  # starlette's word for a missing boundary
-        raise MalformedRequest(f"malformed multipart body: {e.detail}") from e
+async def _parts(request: Request, max_parts: int) -> list[formdata.Part]:
+    boundary = formdata.boundary_of(request.headers["content-type"])
+    return formdata.parse(await request.body(), boundary, max_parts)
 
 
 async def read_upload(request: Request) -> Upload:
     """One image: multipart field `file`, or the raw body with an image/* content type."""
     media = _media_type(request)
     if media == "multipart/form-data":
-        form = await _form(request, max_files=1)
-        item = form.get("file")
-        if not isinstance(item, UploadFile):
-            fields = ", ".join(sorted(form.keys())) or "none"
-            raise MalformedRequest(f"multipart field 'file' with an image is required (got fields: {fields})")
-        return Upload(await item.read(), item.filename)
+        parts = await _parts(request, MAX_EXTRA_FIELDS + 1)
+        for part in parts:
+            if part.name == "file" and part.filename is not None:
+                return Upload(part.data, part.filename)
+        fields = ", ".join(sorted({p.name for p in parts})) or "none"
+        raise MalformedRequest(f"multipart field 'file' with an image is required (got fields: {fields})")
     if media.startswith(RAW_TYPES):
         return Upload(await request.body())
     raise UnsupportedMediaType(
@@ -55,15 +50,11 @@ async def read_uploads(request: Request, max_images: int) -> list[Upload]:
     """Several images: repeated multipart field `files`."""
     if _media_type(request) != "multipart/form-data":
         raise UnsupportedMediaType("send multipart/form-data with one or more 'files' fields")
-    form = await _form(request, max_files=max_images + 1)
-    items = form.getlist("files")
+    items = [p for p in await _parts(request, max_images + 1 + MAX_EXTRA_FIELDS) if p.name == "files"]
     if not items:
         raise MalformedRequest("multipart field 'files' is required (one per image)")
     if len(items) > max_images:
         raise MalformedRequest(f"{len(items)} images sent; at most {max_images} per batch")
-    uploads = []
-    for item in items:
-        if not isinstance(item, UploadFile):
-            raise MalformedRequest("every 'files' field must be a file, not text")
-        uploads.append(Upload(await item.read(), item.filename))
-    return uploads
+    if any(item.filename is None for item in items):
+        raise MalformedRequest("every 'files' field must be a file, not text")
+    return [Upload(item.data, item.filename) for item in items]
