@@ -1,7 +1,8 @@
 """The request pipeline as plain async functions: bytes -> preprocess -> model -> schema.
 
-Small uploads are preprocessed inline (cheaper than a thread hop), big ones in the
-thread pool; the forward pass runs in the batch scheduler.
+The event loop only reads an upload's header. A small image is decoded and preprocessed
+in the inference thread, right before the forward pass that reads it (or on the loop when
+it is the only request in flight); a big one in the thread pool first.
 """
 
 from __future__ import annotations

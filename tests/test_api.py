@@ -264,3 +264,30 @@ def test_startup_objects_are_frozen_out_of_garbage_collection_while_serving():
     assert gc.get_threshold() == before
     with TestClient(create_app(Settings(gc_freeze=False))):
         assert gc.get_freeze_count() == 0
+
+
+def test_concurrent_predictions_are_batched_and_a_bad_image_fails_alone(client, mnist_test):
+    """Many requests at once take the batched path, where images are decoded in the
+    inference thread: every good one gets its own digit, the blank one its own 400."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    before = _metric(client, "convlens_inference_batch_size_count")
+    blank = png_bytes(np.zeros((28, 28), np.uint8))
+    bodies = [png_bytes(mnist_test.images[i]) for i in range(24)]
+    bodies[9] = blank
+    with ThreadPoolExecutor(12) as pool:
+        responses = list(pool.map(lambda b: client.post("/v1/predict", files=files(b)), bodies))
+    for i, r in enumerate(responses):
+        if i == 9:
+            assert r.status_code == 400 and r.json()["error"]["code"] == "blank_image"
+        else:
+            assert r.status_code == 200 and r.json()["digit"] == mnist_test.labels[i], i
+    passes = _metric(client, "convlens_inference_batch_size_count") - before
+    assert passes < 23, "concurrent requests should have shared forward passes"
+
+
+def _metric(client: TestClient, name: str) -> float:
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")

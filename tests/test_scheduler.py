@@ -221,3 +221,53 @@ def test_requests_arriving_together_are_batched_even_if_each_looked_alone():
     asyncio.run(main())
     assert all(t.startswith("inference") for t in rec.threads)
     assert len(rec.calls) < 20  # batched, not one by one on the loop
+
+
+def test_raw_inputs_are_prepared_in_the_inference_thread_and_a_bad_one_fails_alone():
+    """submit_raw: `prepare` runs beside the batch's pass, off the event loop; its info
+    comes back with the output row, and an input it rejects fails only its own request."""
+    rec = Recorder(delay=0.005)
+    prepared_in: list[str] = []
+
+    def prepare(i: int) -> tuple[str, torch.Tensor]:
+        prepared_in.append(threading.current_thread().name)
+        if i == 13:
+            raise ValueError("unlucky input")
+        return f"info {i}", torch.full((1, 3), float(i))
+
+    async def main():
+        s = await started(rec, max_batch_size=8)
+        outs = await asyncio.gather(*(s.submit_raw(i, prepare) for i in range(30)), return_exceptions=True)
+        with pytest.raises(ValueError):  # a batch with nothing left to run
+            await s.submit_raw(13, prepare)
+        await s.stop()
+        return outs
+
+    outs = asyncio.run(main())
+    for i, out in enumerate(outs):
+        if i == 13:
+            assert isinstance(out, ValueError)
+            continue
+        info, row = out
+        assert info == f"info {i}" and row.shape == (1, 1) and row.item() == 10 * i
+    assert all(t.startswith("inference") for t in prepared_in)
+    assert sum(rec.calls) == 29 and max(rec.calls) > 1
+
+
+def test_a_lone_raw_input_is_prepared_on_the_event_loop():
+    rec = ThreadRecorder()
+
+    async def main():
+        s = await started(rec, solo=lambda: True)
+        where = []
+
+        def prepare(i: int) -> tuple[None, torch.Tensor]:
+            where.append(threading.current_thread().name)
+            return None, torch.full((1, 3), float(i))
+
+        info, out = await s.submit_raw(4, prepare)
+        assert info is None and out.item() == 40
+        assert where == rec.threads == [threading.current_thread().name]
+        await s.stop()
+
+    asyncio.run(main())
