@@ -32,11 +32,12 @@ LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601, as Pillow
 
 
 INLINE_BYTES = 64 * 1024  # uploads this small, of at most INLINE_PIXELS, take ~0.15 ms:
-INLINE_PIXELS = 128 * 128  # less than handing them to a thread and back
+INLINE_PIXELS = 128 * 128  # cheap enough to do beside other work, not on a thread of their own
 
 
 def is_cheap(data: bytes, img: Image.Image) -> bool:
-    """Whether preprocessing costs less than a thread hop, judged from the header."""
+    """Whether preprocessing is too quick to delay anything it runs next to (the event
+    loop, a batch's forward pass), judged from the header."""
     return len(data) <= INLINE_BYTES and img.width * img.height <= INLINE_PIXELS
 
 
