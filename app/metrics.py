@@ -41,7 +41,10 @@ class Metrics:
             registry=r,
         )
         self.batch_compute = Histogram(
-            "convlens_inference_compute_seconds", "Forward pass time per batch", buckets=LATENCY_BUCKETS, registry=r
+            "convlens_inference_compute_seconds",
+            "Time per batch in the inference thread: decoding its small uploads, then the forward pass",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.queue_depth = Gauge(
             "convlens_inference_queue_depth", "Images waiting for inference", registry=r, multiprocess_mode="livesum"

@@ -178,9 +178,9 @@ class BatchScheduler:
             stopping = stopping or saw_stop
             await self._run(loop, jobs)
 
-    def _compute(self, jobs: list[_Job]) -> list[Any]:
+    def _compute(self, jobs: list[_Job]) -> tuple[list[Any], int]:
         """In the inference thread: prepare what needs it, one pass, each job its result
-        (or the exception that failed it alone)."""
+        (or the exception that failed it alone), and how many rows the pass ran."""
         results: list[Any] = [None] * len(jobs)
         infos: list[Any] = [None] * len(jobs)
         xs, live = [], []
@@ -196,7 +196,7 @@ class BatchScheduler:
                 xs.append(x)
             live.append(i)
         if not live:
-            return results
+            return results, 0
         x = xs[0] if len(xs) == 1 else torch.cat(xs)
         out = self.fn(x)
         if len(out) != len(x):
@@ -207,7 +207,7 @@ class BatchScheduler:
             rows = out[row : row + j.rows]
             results[i] = rows if j.prepare is None else (infos[i], rows)
             row += j.rows
-        return results
+        return results, len(x)
 
     async def _run(self, loop: asyncio.AbstractEventLoop, jobs: list[_Job]) -> None:
         started = time.perf_counter()
@@ -217,7 +217,7 @@ class BatchScheduler:
         wait = started - min(j.enqueued for j in jobs)
         self._busy = True
         try:
-            results = await loop.run_in_executor(self._executor, self._compute, jobs)
+            results, ran = await loop.run_in_executor(self._executor, self._compute, jobs)
         except Exception as e:  # a failing batch fails its own requests, not the loop
             log.exception("inference batch of %d failed", n_rows)
             for j in jobs:
@@ -226,7 +226,8 @@ class BatchScheduler:
             return
         finally:
             self._busy = False
-        self.stats.on_batch(n_rows, wait, time.perf_counter() - started)
+        if ran:
+            self.stats.on_batch(ran, wait, time.perf_counter() - started)
         for j, result in zip(jobs, results, strict=True):
             if j.future.done():  # the client may have gone away
                 continue

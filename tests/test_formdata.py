@@ -36,7 +36,7 @@ def test_data_that_looks_like_a_boundary_is_not_split():
     boundary = b"b0und"
     tricky = b"x--b0und--\r\n\r\n-b0und\r\n"  # a delimiter only counts right after CRLF
     body = (
-        b"preamble\r\n--b0und\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\n"
+        b'preamble\r\n--b0und\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n'
         b"Content-Type: image/png\r\n\r\n" + tricky + b"\r\n--b0und--\r\nepilogue"
     )
     (part,) = formdata.parse(body, boundary, 10)
@@ -54,7 +54,7 @@ def test_utf8_filenames_as_browsers_send_them():
     [
         b"",
         b"no delimiter at all",
-        b"--B\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\nnever closed",
+        b'--B\r\nContent-Disposition: form-data; name="f"\r\n\r\nnever closed',
         b"--B\r\nno blank line after headers\r\n--B--",
         b"--B\r\nNo-Colon-Here\r\n\r\nx\r\n--B--",
         b"--B\r\nContent-Type: text/plain\r\n\r\nx\r\n--B--",
