@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from app.config import Settings
 from app.metrics import Metrics
 from app.predictor import Predictor, to_tensor
-from app.preprocess import INLINE_BYTES, Preprocessed, finish, is_cheap, open_image, preprocess
+from app.preprocess import INLINE_BYTES, Preprocessed, finish, is_cheap, open_image
 from app.scheduler import BatchScheduler
 from app.schemas import InputInfo, Prediction, Timing
 
@@ -55,15 +55,19 @@ def to_prediction(
     )
 
 
+async def _open(data: bytes, settings: Settings) -> Image.Image:
+    """The upload's header, checked; even that is read off the loop for a big upload."""
+    if len(data) > INLINE_BYTES:
+        return await run_in_threadpool(open_image, data, settings.max_pixels)
+    return open_image(data, settings.max_pixels)
+
+
 async def prepare(data: bytes, settings: Settings) -> tuple[Preprocessed, float]:
     """Preprocess one upload for the endpoints that need its pixels themselves."""
     start = time.perf_counter()
-    if len(data) > INLINE_BYTES:  # even the header of a big upload is read off the loop
-        pre = await run_in_threadpool(preprocess, data, settings.max_pixels)
-    else:
-        img = open_image(data, settings.max_pixels)
-        # a 28 x 28 digit is done before a thread could even pick it up
-        pre = finish(img) if is_cheap(data, img) else await run_in_threadpool(finish, img)
+    img = await _open(data, settings)
+    # a 28 x 28 digit is done before a thread could even pick it up
+    pre = finish(img) if is_cheap(data, img) else await run_in_threadpool(finish, img)
     return pre, time.perf_counter() - start
 
 
@@ -79,10 +83,7 @@ async def predict_one(data: bytes, service: Service) -> Prediction:
     thread, just before the pass that reads them; bigger ones first in the thread pool,
     so that a photo's decode never holds up the other requests of its batch."""
     start = time.perf_counter()
-    if len(data) > INLINE_BYTES:  # even the header of a big upload is read off the loop
-        img = await run_in_threadpool(open_image, data, service.settings.max_pixels)
-    else:
-        img = open_image(data, service.settings.max_pixels)
+    img = await _open(data, service.settings)
     t_open = time.perf_counter() - start
     if is_cheap(data, img):
         (pre, t_pre), probs = await service.scheduler.submit_raw(img, _prepare)

@@ -29,12 +29,19 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+Prepare = Callable[[Any], tuple[Any, torch.Tensor]]  # an input -> (info, its rows)
+
+
+def _as_rows(x: torch.Tensor) -> tuple[None, torch.Tensor]:
+    return None, x
+
+
 @dataclass
 class _Job:
-    x: Any  # (k, ...) rows of one request, or what `prepare` turns into one row
+    x: Any  # what `prepare` turns into this request's rows
     rows: int
-    future: asyncio.Future[Any]
-    prepare: Callable[[Any], tuple[Any, torch.Tensor]] | None = None
+    prepare: Prepare
+    future: asyncio.Future[tuple[Any, torch.Tensor]]
     enqueued: float = field(default_factory=time.perf_counter)
 
 
@@ -91,7 +98,7 @@ class BatchScheduler:
 
     async def submit(self, x: torch.Tensor) -> torch.Tensor:
         """Queue the rows of one request and wait for their outputs."""
-        return await self._submit(x, len(x), None)
+        return (await self._submit(x, len(x), _as_rows))[1]
 
     async def submit_raw(self, raw: Any, prepare: Callable[[Any], tuple[T, torch.Tensor]]) -> tuple[T, torch.Tensor]:
         """Queue one input that `prepare` turns into (info, one row) in the inference
@@ -100,7 +107,7 @@ class BatchScheduler:
         event loop; an exception from `prepare` fails this input alone."""
         return await self._submit(raw, 1, prepare)
 
-    async def _submit(self, x: Any, rows: int, prepare: Callable[[Any], tuple[Any, torch.Tensor]] | None) -> Any:
+    async def _submit(self, x: Any, rows: int, prepare: Prepare) -> tuple[Any, torch.Tensor]:
         if self._closing or self._task is None:
             raise Overloaded("the server is shutting down", {"Retry-After": str(self.retry_after_s)})
         if self._rows + rows > self.max_queue:
@@ -114,7 +121,7 @@ class BatchScheduler:
             await asyncio.sleep(0)
             if self._idle() and self.solo():
                 return self._run_inline(x, prepare)
-        job = _Job(x, rows, asyncio.get_running_loop().create_future(), prepare)
+        job = _Job(x, rows, prepare, asyncio.get_running_loop().create_future())
         self._rows += rows
         self.stats.on_depth(self._rows)
         self._queue.put_nowait(job)
@@ -123,14 +130,18 @@ class BatchScheduler:
     def _idle(self) -> bool:
         return not self._busy and self._carry is None and self._queue.empty()
 
-    def _run_inline(self, x: Any, prepare: Callable[[Any], tuple[Any, torch.Tensor]] | None) -> Any:
+    def _run_inline(self, x: Any, prepare: Prepare) -> tuple[Any, torch.Tensor]:
         started = time.perf_counter()
-        info, rows = prepare(x) if prepare else (None, x)  # an exception here is this request's alone
-        out = self.fn(rows)
-        if len(out) != len(rows):
-            raise RuntimeError(f"model returned {len(out)} outputs for {len(rows)} inputs")
+        info, rows = prepare(x)  # an exception here is this request's alone
+        out = self._forward(rows)
         self.stats.on_batch(len(rows), 0.0, time.perf_counter() - started)
-        return (info, out) if prepare else out
+        return info, out
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.fn(x)
+        if len(out) != len(x):
+            raise RuntimeError(f"model returned {len(out)} outputs for {len(x)} inputs")
+        return out
 
     async def _next_batch(self, first: _Job) -> tuple[list[_Job], bool]:
         """Gather jobs behind `first`; returns them and whether the stop marker was seen."""
@@ -185,29 +196,21 @@ class BatchScheduler:
         infos: list[Any] = [None] * len(jobs)
         xs, live = [], []
         for i, j in enumerate(jobs):
-            if j.prepare is None:
-                xs.append(j.x)
-            else:
-                try:
-                    infos[i], x = j.prepare(j.x)
-                except Exception as e:  # handed to the request it belongs to
-                    results[i] = e
-                    continue
-                xs.append(x)
+            try:
+                infos[i], x = j.prepare(j.x)
+            except Exception as e:  # handed to the request it belongs to
+                results[i] = e
+                continue
+            xs.append(x)
             live.append(i)
         if not live:
             return results, 0
-        x = xs[0] if len(xs) == 1 else torch.cat(xs)
-        out = self.fn(x)
-        if len(out) != len(x):
-            raise RuntimeError(f"model returned {len(out)} outputs for {len(x)} inputs")
+        out = self._forward(xs[0] if len(xs) == 1 else torch.cat(xs))
         row = 0
         for i in live:
-            j = jobs[i]
-            rows = out[row : row + j.rows]
-            results[i] = rows if j.prepare is None else (infos[i], rows)
-            row += j.rows
-        return results, len(x)
+            results[i] = infos[i], out[row : row + jobs[i].rows]
+            row += jobs[i].rows
+        return results, len(out)
 
     async def _run(self, loop: asyncio.AbstractEventLoop, jobs: list[_Job]) -> None:
         started = time.perf_counter()

@@ -291,3 +291,11 @@ def _metric(client: TestClient, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.split()[1])
     raise AssertionError(f"{name} not in /metrics")
+
+
+def test_fastapi_opentelemetry_only_when_asked_for():
+    # FastAPI checks this config on every request; off, it skips the provider lookups
+    off = create_app(Settings(warmup=False))._telemetry  # type: ignore[attr-defined]
+    on = create_app(Settings(warmup=False, otel=True))._telemetry  # type: ignore[attr-defined]
+    assert not any(off[k] for k in ("tracing", "metrics", "logs", "operation_spans"))
+    assert on["tracing"] and on["metrics"] and on["logs"]
