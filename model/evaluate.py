@@ -41,6 +41,15 @@ def to_input(images: np.ndarray) -> torch.Tensor:
 
 
 @torch.no_grad()
+def all_logits(model: ConvNet, images: np.ndarray, batch_size: int = 1000) -> torch.Tensor:
+    was_training = model.training
+    model.eval()
+    out = torch.cat([model(to_input(images[i : i + batch_size])) for i in range(0, len(images), batch_size)])
+    model.train(was_training)
+    return out
+
+
+@torch.no_grad()
 def evaluate(model: ConvNet, images: np.ndarray, labels: np.ndarray, batch_size: int = 1000) -> Metrics:
     was_training = model.training
     model.eval()

@@ -32,7 +32,7 @@ from tqdm import tqdm
 from model.augment import AugmentConfig, augment
 from model.checkpoint import save_checkpoint
 from model.data import DatasetError, load_split
-from model.evaluate import Metrics, evaluate, normalize
+from model.evaluate import Metrics, all_logits, evaluate, normalize
 from model.net import MNIST_MEAN, MNIST_STD, PRESETS, ConvNet, NetConfig, count_parameters
 
 log = logging.getLogger("model.train")
@@ -52,19 +52,27 @@ def train_one_epoch(
     aug: AugmentConfig | None,
     desc: str,
     quiet: bool = False,
+    uploads: tuple[torch.Tensor, torch.Tensor] | None = None,
+    upload_share: float = 0.0,
 ) -> dict[str, float]:
-    """One pass over `images` (uint8, (N, 1, 28, 28)) in a seeded random order."""
+    """One pass over `images` (uint8, (N, 1, 28, 28)) in a seeded random order; with
+    `uploads`, that share of every batch is replaced by random rendered uploads."""
     model.train()
     order = torch.randperm(len(images), generator=gen)
     seen, loss_sum, correct, start = 0, 0.0, 0, time.perf_counter()
     bar = tqdm(range(0, len(images), batch_size), desc=desc, unit="batch", disable=quiet, leave=True)
     for i in bar:
         idx = order[i : i + batch_size]
-        x = images[idx].float() / 255.0
+        x, y = images[idx], labels[idx]
+        k = round(upload_share * len(idx)) if uploads is not None else 0
+        if k:
+            pick = torch.randint(len(uploads[0]), (k,), generator=gen)
+            x = torch.cat([x[k:], uploads[0][pick]])
+            y = torch.cat([y[k:], uploads[1][pick]])
+        x = x.float() / 255.0
         if aug is not None:
             x = augment(x, aug, gen)
         x = normalize(x).contiguous(memory_format=torch.channels_last)
-        y = labels[idx]
         logits = model(x)
         loss = F.cross_entropy(logits, y)
         optimizer.zero_grad(set_to_none=True)
@@ -80,6 +88,57 @@ def train_one_epoch(
         "train_loss": loss_sum / seen,
         "train_accuracy": correct / seen,
         "seconds": time.perf_counter() - start,
+    }
+
+
+def render_uploads(
+    args: argparse.Namespace, images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray
+) -> tuple[tuple[torch.Tensor, torch.Tensor] | None, tuple[np.ndarray, np.ndarray], dict[str, Any]]:
+    """Training and validation digits rendered as uploads and preprocessed as the service
+    does (`model.upload_pool`); the two pools come from disjoint digits."""
+    from model.upload_pool import build_pool
+    from model.uploads import TRAIN, TRAINING_FAMILIES
+
+    info: dict[str, Any] = {
+        "share_of_batch": args.upload_share,
+        "families": sorted(TRAINING_FAMILIES),
+        "style": asdict(TRAIN),
+    }
+    if not args.upload_pool or not args.upload_share:
+        return None, (np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.uint8)), {**info, "share_of_batch": 0.0}
+    pick = np.random.default_rng(args.seed + 2).permutation(train_idx)[: args.upload_pool]
+    x, y, refused = build_pool(images[pick], labels[pick], args.seed + 3, args.workers)
+    vx, vy, vrefused = build_pool(images[val_idx[: args.upload_val]], labels[val_idx[: args.upload_val]], args.seed + 4)
+    info.update(n_train=len(x), n_val=len(vx), refused_train=refused, refused_val=vrefused)
+    pool = (torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y.astype(np.int64)))
+    return pool, (vx, vy), info
+
+
+def calibrate(
+    model: ConvNet,
+    val_images: np.ndarray,
+    val_labels: np.ndarray,
+    val_uploads: tuple[np.ndarray, np.ndarray],
+    test_images: np.ndarray,
+    test_labels: np.ndarray,
+) -> dict[str, float]:
+    """Temperature fitted on the validation split (MNIST digits and rendered uploads);
+    expected calibration error before and after, there and on the MNIST test set."""
+    from model.calibrate import expected_calibration_error as ece
+    from model.calibrate import fit_temperature
+
+    vx = np.concatenate([val_images, val_uploads[0]])
+    vy = torch.from_numpy(np.concatenate([val_labels, val_uploads[1]]).astype(np.int64))
+    val_logits = all_logits(model, vx)
+    t = fit_temperature(val_logits, vy)
+    test_logits, ty = all_logits(model, test_images), torch.from_numpy(test_labels.astype(np.int64))
+    return {
+        "temperature": round(t, 4),
+        "fitted_on": "validation split: MNIST digits and rendered uploads",
+        "ece_val_before": round(ece(val_logits.softmax(1), vy), 5),
+        "ece_val_after": round(ece((val_logits / t).softmax(1), vy), 5),
+        "ece_mnist_test_before": round(ece(test_logits.softmax(1), ty), 5),
+        "ece_mnist_test_after": round(ece((test_logits / t).softmax(1), ty), 5),
     }
 
 
@@ -123,6 +182,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--threads", type=int, default=os.cpu_count() or 1, help="torch threads (default: all cores, %(default)s)"
     )
     p.add_argument("--no-augment", action="store_true", help="train on the images as they are")
+    p.add_argument(
+        "--upload-share",
+        type=float,
+        default=0.3,
+        help="share of each batch drawn from rendered uploads (default: %(default)s)",
+    )
+    p.add_argument(
+        "--upload-pool",
+        type=int,
+        default=20000,
+        help="training digits rendered as uploads; 0: none (default: %(default)s)",
+    )
+    p.add_argument(
+        "--upload-val", type=int, default=2000, help="validation digits rendered as uploads (default: %(default)s)"
+    )
+    p.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="processes rendering uploads (default: %(default)s)"
+    )
     p.add_argument("--no-verify", action="store_true", help="accept data whose checksums are not MNIST's (subsets)")
     p.add_argument("--limit-train", type=int, default=0, help="use only the first N training images (default: all)")
     p.add_argument(
@@ -133,6 +210,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.smoke:
         args.arch, args.epochs, args.no_verify, args.quiet = "article", min(args.epochs, 2), True, True
         args.val_size = min(args.val_size, 200)
+        args.upload_pool, args.upload_val, args.workers = min(args.upload_pool, 300), min(args.upload_val, 100), 1
     return args
 
 
@@ -163,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     val_idx, train_idx = np.sort(perm[: args.val_size]), np.sort(perm[args.val_size :])
     x_train = torch.from_numpy(images[train_idx]).unsqueeze(1)
     y_train = torch.from_numpy(labels[train_idx].astype(np.int64))
+    pool_started = time.perf_counter()
+    uploads, val_uploads, upload_info = render_uploads(args, images, labels, train_idx, val_idx)
+    upload_info["seconds"] = round(time.perf_counter() - pool_started, 1)
 
     model = ConvNet(config).to(memory_format=torch.channels_last)
     n_params = count_parameters(model)
@@ -188,13 +269,17 @@ def main(argv: list[str] | None = None) -> int:
             aug,
             desc=f"epoch {epoch}/{args.epochs}",
             quiet=args.quiet,
+            uploads=uploads,
+            upload_share=args.upload_share,
         )
         val = evaluate(model, images[val_idx], labels[val_idx])
+        val_up = evaluate(model, *val_uploads) if len(val_uploads[0]) else val
         row = {
             "epoch": epoch,
             **{k: round(v, 6) for k, v in stats.items()},
             "val_loss": round(val.loss, 6),
             "val_accuracy": round(val.accuracy, 6),
+            "val_uploads_accuracy": round(val_up.accuracy, 6),
             "lr_end": scheduler.get_last_lr()[0],
         }
         history.append(row)
@@ -206,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
             100 * val.accuracy,
             stats["seconds"],
         )
-        key = (val.accuracy, -val.loss, epoch)
+        # the best epoch is the one best on both: MNIST digits and rendered uploads
+        key = ((val.accuracy + val_up.accuracy) / 2, -(val.loss + val_up.loss) / 2, epoch)
         if best is None or key[:2] > best[:2]:
             best, best_state = key, copy.deepcopy(model.state_dict())
     train_seconds = time.perf_counter() - started
@@ -215,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     model.load_state_dict(best_state)
     model = model.to(memory_format=torch.contiguous_format)
     test_metrics = evaluate(model, test.images, test.labels)
+    calibration = calibrate(model, images[val_idx], labels[val_idx], val_uploads, test.images, test.labels)
+    log.info("calibration: %s", calibration)
     log.info("best epoch %d; test accuracy %.4f%% on %d images", best[2], 100 * test_metrics.accuracy, test_metrics.n)
 
     out = Path(args.out_dir)
@@ -235,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
         sha,
         len(train_idx),
         len(val_idx),
+        upload_info,
+        calibration,
     )
     (out / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
     if not args.smoke:
@@ -272,6 +362,8 @@ def build_card(
     sha: str,
     n_train: int,
     n_val: int,
+    upload_info: dict[str, Any],
+    calibration: dict[str, float],
 ) -> dict[str, Any]:
     import safetensors
 
@@ -301,6 +393,7 @@ def build_card(
             "optimizer": {"name": "AdamW", "lr": args.lr, "weight_decay": args.weight_decay},
             "schedule": "one-cycle (cosine), 20% warm-up",
             "augmentation": aug.to_dict() if aug else None,
+            "uploads": upload_info,
             "limit_train": args.limit_train or None,
             "threads": args.threads,
             "seconds": round(train_seconds, 1),
@@ -319,6 +412,7 @@ def build_card(
             "per_class_accuracy": test_metrics.per_class_accuracy,
             "confusion_matrix": test_metrics.confusion_matrix,
         },
+        "calibration": calibration,
         "environment": {
             "python": platform.python_version(),
             "torch": torch.__version__,

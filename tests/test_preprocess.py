@@ -133,12 +133,32 @@ def test_truncated_png_and_jpeg(mnist_test):
             run(data[: len(data) // 2])
 
 
-def test_faint_ink_only_is_blank_not_a_crash():
+def test_faint_ink_only_is_not_a_crash():
     """Found by Hypothesis: noisy paper whose only 'ink' is faint everywhere."""
     a = np.full((8, 30), 903, dtype=np.int16)
     a[0, 0], a[6, 9], a[7, 10] = -3198, 0, 0
+    try:
+        out, _ = preprocess_array(a)
+    except BlankImage:
+        return
+    assert out.shape == (28, 28) and np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("contrast", [0.08, 0.2])
+def test_a_faint_but_visible_digit_is_not_refused(mnist_test, contrast):
+    x = mnist_test.images[4].astype(np.float32) / 255
+    grey = 0.6 - contrast * x  # light grey pencil on grey paper
+    out, inverted = preprocess_array(grey)
+    assert inverted
+    np.testing.assert_allclose(out, preprocess_array(mnist_test.images[4])[0], atol=0.05)
+
+
+def test_uniform_pictures_are_blank():
+    for value in (0.0, 0.5, 1.0):
+        with pytest.raises(BlankImage):
+            preprocess_array(np.full((40, 30), value, np.float32))
     with pytest.raises(BlankImage):
-        preprocess_array(a)
+        preprocess_array(np.full((40, 30), 0.5, np.float32) + np.float32(0.04) * (np.arange(30) % 2))
 
 
 @settings(max_examples=150, deadline=None)

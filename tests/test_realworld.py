@@ -1,39 +1,36 @@
-"""Uploads as users make them (benchmarks/realworld.py), on the committed test subset.
+"""Uploads as users make them (benchmarks/realworld.py), on the committed test subset:
+both splits, every family, with the shipped weights.
 
-The full figure over all 10,000 test digits comes from `python -m benchmarks.realworld`;
-this keeps a smaller sample honest in CI.
+The full figures (5,000 digits a split, plus real optdigits handwriting) come from
+`python -m benchmarks.realworld`; this keeps a smaller sample honest in CI.
 """
 
 import numpy as np
 import pytest
 
-from app.predictor import Predictor, to_tensor
-from app.preprocess import preprocess
-from benchmarks.realworld import VARIANTS, build, build_shifted
+from benchmarks.realworld import heldout_split, local_classifier, score, tuning_split
+from model.uploads import HELDOUT_FAMILIES, TUNING_FAMILIES
+
+N = 100  # digits a family
 
 
 @pytest.fixture(scope="module")
-def predictor(settings) -> Predictor:
-    return Predictor.load(settings.weights_path, settings.resolved_card_path, settings.precision)
+def classify():
+    return local_classifier()
 
 
-def accuracy(predictor: Predictor, cases) -> dict[str, float]:
-    right: dict[str, list[bool]] = {}
-    for name, label, data, _ in cases:
-        pre = preprocess(data, 50_000_000)
-        digit = int(predictor.probabilities(to_tensor(pre.pixels))[0].argmax())
-        right.setdefault(name, []).append(digit == label)
-    return {k: float(np.mean(v)) for k, v in right.items()}
+@pytest.mark.parametrize(("split", "families"), [(tuning_split, TUNING_FAMILIES), (heldout_split, HELDOUT_FAMILIES)])
+def test_every_family_of_both_splits_is_recognised(classify, mnist_test, split, families):
+    result = score(split(mnist_test.images[:N], mnist_test.labels[:N]), classify)
+    assert set(result) == {*families, "all"}
+    accuracy = {k: v["accuracy"] for k, v in result.items()}
+    assert result["all"]["refused"] == 0, result  # a visible digit is never refused
+    assert accuracy["all"] >= 0.97, accuracy
+    assert min(accuracy.values()) >= 0.9, accuracy
 
 
-def test_user_uploads_are_recognised(predictor, mnist_test):
-    acc = accuracy(predictor, build(mnist_test.images[:500], mnist_test.labels[:500], seed=3))
-    assert set(acc) == set(VARIANTS)
-    overall = np.mean(list(acc.values()))
-    assert overall >= 0.97, acc
-    assert min(acc.values()) >= 0.93, acc
-
-
-def test_digits_shifted_3_to_5_px_are_recognised(predictor, mnist_test):
-    acc = accuracy(predictor, build_shifted(mnist_test.images[:500], mnist_test.labels[:500], seed=4))
-    assert acc["shifted_3_5px"] >= 0.98, acc
+def test_the_splits_render_different_uploads_of_the_same_digit(mnist_test):
+    images, labels = mnist_test.images[:3], mnist_test.labels[:3]
+    tuning, held = tuning_split(images, labels), heldout_split(images, labels)
+    assert {c.data for c in tuning}.isdisjoint(c.data for c in held if c.family != "mnist_png")
+    assert np.array_equal([c.label for c in tuning[:3]], labels)
