@@ -26,7 +26,7 @@ def seen(name: str) -> np.ndarray:
 
 def holes(pixels: np.ndarray) -> int:
     """Background regions not connected to the edge of the 28 x 28 field: a loop's inside."""
-    labels, n = ndimage.label(np.pad(pixels < 0.3, 1))
+    _, n = ndimage.label(np.pad(pixels < 0.3, 1))
     return n - 1
 
 
@@ -36,9 +36,7 @@ def box_and_centre(pixels: np.ndarray) -> tuple[int, float, float]:
     return max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1, cy, cx
 
 
-@pytest.mark.parametrize(
-    "name", sorted(p.name for p in UPLOADS.glob("*.png")), ids=lambda n: n.removesuffix(".png")
-)
+@pytest.mark.parametrize("name", sorted(p.name for p in UPLOADS.glob("*.png")), ids=lambda n: n.removesuffix(".png"))
 def test_each_kind_is_seen_as_an_mnist_digit_and_recognised(predictor, name):
     pixels = seen(name)
     size, cy, cx = box_and_centre(pixels)
