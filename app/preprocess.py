@@ -30,8 +30,6 @@ SIDE = 28  # ... and centred by mass in a 28 x 28 field,
 CENTRE = 14.0  # at index (14, 14): the mean centre of mass of the MNIST test set
 CLEAR = 0.3  # the crop box is that of ink above this: strokes, not rims or JPEG ringing
 MIN_CONTRAST = 0.05  # an image whose ink departs less than this from the paper is blank
-OTSU_BINS = 64
-OTSU_CENTRES = (np.arange(OTSU_BINS) + 0.5) / OTSU_BINS
 SHADOW_MIN_SIDE = 128  # pictures this big may be photos with a shadow across the paper
 PAPER_MAP_SIDE = 64  # resolution of the local paper estimate
 MAX_WORK_SIDE = 1024  # larger uploads are reduced first: a digit needs no more pixels
@@ -160,34 +158,21 @@ def _percentile(a: np.ndarray, q: float) -> float:
     return float(part[lo]) + (float(part[hi]) - float(part[lo])) * (i - lo)
 
 
-def otsu(gray: np.ndarray) -> float:
-    """The grey level that best splits the picture into two classes (ink and paper)."""
-    bins = np.minimum((gray * OTSU_BINS).astype(np.intp), OTSU_BINS - 1)
-    p = np.bincount(bins.ravel(), minlength=OTSU_BINS) / gray.size
-    w0, m0 = np.cumsum(p), np.cumsum(p * OTSU_CENTRES)
-    between = (m0[-1] * w0 - m0) ** 2 / np.maximum(w0 * (1 - w0), 1e-12)
-    return (int(np.argmax(between[:-1])) + 1) / OTSU_BINS
-
-
 def ink_map(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     """Bright ink on exact zero, stretched so solid ink is 1, and whether it was inverted.
 
-    Ink and paper are told apart by a two-class split of all pixels; the paper is the class
-    that holds most of the frame *and* of the whole picture, so neither a digit touching
-    the frame nor one filling most of it decides alone. Noise is measured on the paper
-    pixels of the frame; the digit is refused as blank only when nothing departs from the
-    paper by 5 % of full scale.
+    The paper is the median of the picture's outer frame (a digit touching or filling the
+    frame rarely covers half of it); the ink is whatever departs furthest from it, darker
+    or lighter. The digit is refused as blank only when nothing departs from the paper by
+    5 % of full scale: faint pencil is still a digit.
     """
     ys, xs = _frame(*gray.shape)
-    light = gray > otsu(gray)
-    inverted = bool(light[ys, xs].mean() + light.mean() > 1.0)
+    border = gray[ys, xs]
+    paper = _median(border)
+    inverted = bool(paper - float(gray.min()) > float(gray.max()) - paper)
     if inverted:
-        gray, light = 1.0 - gray, ~light
-    border = gray[ys, xs][~light[ys, xs]]
-    if border.size < 8:  # the frame is all ink: take the paper from the whole picture
-        border = gray[~light]
-    paper = _median(border) if border.size else float(gray.min())
-    noise = 1.4826 * _median(np.abs(border - paper)) if border.size else 0.0
+        gray, border, paper = 1.0 - gray, 1.0 - border, 1.0 - paper
+    noise = _noise(gray)
     ink = _stretch(gray - paper, noise)
     if min(gray.shape) >= SHADOW_MIN_SIDE:
         # a photo with a shadow across it: the shadow is "ink" to a single paper level and
@@ -201,6 +186,14 @@ def ink_map(gray: np.ndarray) -> tuple[np.ndarray, bool]:
             if 0 < _box_area(local) < 0.5 * _box_area(ink):
                 ink = local
     return ink, inverted
+
+
+def _noise(gray: np.ndarray) -> float:
+    """Sigma of the pixel noise, from differences of neighbours along the picture's edges:
+    unlike the spread of the edge pixels, it is not raised by a digit that touches or
+    fills the frame, nor by shading."""
+    steps = np.concatenate([np.diff(gray[0]), np.diff(gray[-1]), np.diff(gray[:, 0]), np.diff(gray[:, -1])])
+    return 1.4826 * _median(np.abs(steps)) / np.sqrt(2) if steps.size else 0.0
 
 
 def _stretch(ink: np.ndarray, noise: float) -> np.ndarray:
@@ -244,7 +237,7 @@ def _remove_rules(ink: np.ndarray, horizontal: bool) -> np.ndarray:
     if not across.any():
         return ink
     edges = np.flatnonzero(np.diff(np.concatenate([[0], across.astype(np.int8), [0]])))
-    runs = [(i, j) for i, j in zip(edges[::2], edges[1::2], strict=True) if j - i <= max(2, 0.03 * h)]
+    runs = [(i, j) for i, j in zip(edges[::2], edges[1::2], strict=True) if j - i <= 0.03 * h]
     if len(runs) < 2:
         return ink
     a = a.copy()
