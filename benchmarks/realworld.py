@@ -81,7 +81,7 @@ def optdigits(seed: int = HELDOUT_SEED) -> list[Case]:
     return out
 
 
-Answer = tuple[int, float]  # (digit or -1 when refused, confidence)
+Answer = tuple[int, float, float]  # digit (-1: refused), confidence served, before temperature scaling
 
 
 def score(cases: list[Case], classify: Callable[[list[Case]], list[Answer]]) -> dict[str, dict[str, float]]:
@@ -90,22 +90,23 @@ def score(cases: list[Case], classify: Callable[[list[Case]], list[Answer]]) -> 
 
     answers = classify(cases)
     per: dict[str, list[int]] = {}
-    for case, (d, _) in zip(cases, answers, strict=True):
+    for case, (d, *_) in zip(cases, answers, strict=True):
         per.setdefault(case.family, []).append(d if d < 0 else int(d == case.label))
     out = {
         k: {"accuracy": float(np.mean([v == 1 for v in vs])), "n": len(vs), "refused": sum(v < 0 for v in vs)}
         for k, vs in per.items()
     }
     answered = [(c, a) for c, a in zip(cases, answers, strict=True) if a[0] >= 0]
-    conf = torch.tensor([a[1] for _, a in answered])
     right = torch.tensor([float(a[0] == c.label) for c, a in answered])
-    ece = calibration_error(conf, right) if answered else 0.0
+    ece = calibration_error(torch.tensor([a[1] for _, a in answered]), right) if answered else 0.0
+    ece_raw = calibration_error(torch.tensor([a[2] for _, a in answered]), right) if answered else 0.0
     n_all = sum(v["n"] for v in out.values())
     out["all"] = {
         "accuracy": sum(v["accuracy"] * v["n"] for v in out.values()) / n_all,
         "n": n_all,
         "refused": sum(v["refused"] for v in out.values()),
         "ece": ece,
+        "ece_before_temperature": ece_raw,
     }
     return out
 
@@ -114,7 +115,7 @@ def report(title: str, result: dict[str, dict[str, float]]) -> Iterator[str]:
     yield f"{title}"
     for name, r in result.items():
         refused = f", refused {r['refused']}" if r["refused"] else ""
-        ece = f", ECE {r['ece']:.4f}" if "ece" in r else ""
+        ece = f", ECE {r['ece']:.4f} ({r['ece_before_temperature']:.4f} before temperature)" if "ece" in r else ""
         yield f"  {name:18s} {100 * r['accuracy']:6.2f}%  (n={r['n']}{refused}{ece})"
 
 
@@ -129,7 +130,7 @@ def local_classifier(batch: int = 256) -> Callable[[list[Case]], list[Answer]]:
     predictor = Predictor.load(settings.weights_path, settings.resolved_card_path, settings.precision)
 
     def classify(cases: list[Case]) -> list[Answer]:
-        out: list[Answer] = [(-1, 0.0)] * len(cases)
+        out: list[Answer] = [(-1, 0.0, 0.0)] * len(cases)
         pixels: list[np.ndarray] = []
         where: list[int] = []
         for i, case in enumerate(cases):
@@ -139,9 +140,11 @@ def local_classifier(batch: int = 256) -> Callable[[list[Case]], list[Answer]]:
             except ApiError:
                 pass
         for s in range(0, len(pixels), batch):
-            conf, digits = predictor.probabilities(to_tensor(pixels[s : s + batch])).max(1)
-            for i, d, c in zip(where[s : s + batch], digits.tolist(), conf.tolist(), strict=True):
-                out[i] = (int(d), float(c))
+            logits = predictor.logits(to_tensor(pixels[s : s + batch]))
+            conf, digits = (logits / predictor.temperature).softmax(1).max(1)
+            raw = logits.softmax(1).max(1).values
+            for i, d, c, r in zip(where[s : s + batch], digits.tolist(), conf.tolist(), raw.tolist(), strict=True):
+                out[i] = (int(d), float(c), float(r))
         return out
 
     return classify
@@ -154,7 +157,9 @@ def http_classifier(url: str) -> Callable[[list[Case]], list[Answer]]:
 
     def one(case: Case) -> Answer:
         r = client.post("/v1/predict", content=case.data, headers={"content-type": case.content_type})
-        return (r.json()["digit"], r.json()["confidence"]) if r.status_code == 200 else (-1, 0.0)
+        if r.status_code != 200:
+            return -1, 0.0, 0.0
+        return r.json()["digit"], r.json()["confidence"], float("nan")  # the raw logits are not served
 
     return lambda cases: [one(c) for c in cases]
 

@@ -95,10 +95,12 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
     raise RuntimeError(f"{url} not ready after {timeout} s")
 
 
-def start(name: str, port: int, env: dict[str, str]) -> subprocess.Popen:
+def start(name: str, port: int, env: dict[str, str], baseline: Path | None = None) -> subprocess.Popen:
     py = sys.executable
+    root = baseline if name == "baseline" and baseline else ROOT
     commands = {
         "convlens": [py, "-m", "app.serve"],
+        "baseline": [py, "-m", "app.serve"],  # convlens from another checkout (--baseline)
         "floor": [py, "-m", "uvicorn", "benchmarks.servers.floor:app", "--port", str(port), "--log-level", "warning"],
         "tutorial": [
             py,
@@ -112,9 +114,9 @@ def start(name: str, port: int, env: dict[str, str]) -> subprocess.Popen:
         ],
         "litserve": [py, "-m", "benchmarks.servers.litserve_server", str(port)],
     }
-    env = {**os.environ, **env, "PORT": str(port), "HOST": "127.0.0.1", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, **env, "PORT": str(port), "HOST": "127.0.0.1", "PYTHONPATH": str(root)}
     return subprocess.Popen(
-        commands[name], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        commands[name], cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
     )
 
 
@@ -203,7 +205,14 @@ def main() -> None:
     p.add_argument(
         "--workers", type=int, default=None, help="WEB_CONCURRENCY for all servers (default: each its own default)"
     )
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout of convlens (e.g. a git worktree of main) measured as server 'baseline'",
+    )
     args = p.parse_args()
+    if args.baseline and "baseline" not in args.servers.split(","):
+        args.servers += ",baseline"
     if not shutil.which("wrk"):
         sys.exit("wrk not found: apt-get install wrk")
     threads = Settings().torch_threads
@@ -220,7 +229,7 @@ def main() -> None:
     try:
         for i, name in enumerate(args.servers.split(",")):
             port = 8100 + i
-            procs[name] = proc = start(name, port, env)
+            procs[name] = proc = start(name, port, env, args.baseline)
             urls[name] = f"http://127.0.0.1:{port}"
             try:
                 wait_ready(urls[name], proc)

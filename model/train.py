@@ -4,8 +4,13 @@
     python -m model.train --arch article --epochs 3                           # the article's net
     python -m model.train --smoke --data-dir tests/fixtures/mnist --out-dir /tmp/w
 
+Part of every batch (--upload-share) comes from training digits rendered as uploads
+(photos, pens, scans, typed digits; `model/uploads.py`) and preprocessed by the service's
+own function (`model/upload_pool.py`). After training, a temperature is fitted on the
+validation split so the served confidences are calibrated (`model/calibrate.py`).
+
 Deterministic on CPU for a given seed and thread count: every random draw (init, split,
-shuffling, augmentation, dropout) comes from seeded generators.
+shuffling, augmentation, dropout, rendering) comes from seeded generators.
 """
 
 from __future__ import annotations
@@ -170,7 +175,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=None, help="override batch norm")
     p.add_argument("--dropout", type=float, help="override dropout before the dense layer")
     p.add_argument("--hidden", type=int, help="override hidden dense width (0: none)")
-    p.add_argument("--epochs", type=int, default=12, help="default: %(default)s")
+    p.add_argument("--epochs", type=int, default=15, help="default: %(default)s")
     p.add_argument("--batch-size", type=int, default=128, help="default: %(default)s")
     p.add_argument("--lr", type=float, default=3e-3, help="peak one-cycle learning rate (default: %(default)s)")
     p.add_argument("--weight-decay", type=float, default=1e-2, help="AdamW weight decay (default: %(default)s)")
@@ -191,7 +196,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--upload-pool",
         type=int,
-        default=20000,
+        default=30000,
         help="training digits rendered as uploads; 0: none (default: %(default)s)",
     )
     p.add_argument(

@@ -52,7 +52,7 @@ def test_an_eight_keeps_both_loops_at_any_pen_width(name):
 
 
 def test_a_frame_filling_low_resolution_scan_is_not_refused_and_keeps_its_polarity():
-    pre = preprocess((UPLOADS / "frame_filling_8x8_3.png").read_bytes(), MAX_PIXELS)
+    pre = preprocess((UPLOADS / "frame_filling_8x8_7.png").read_bytes(), MAX_PIXELS)
     assert not pre.inverted  # white ink on black, as the scan came
     assert (pre.pixels > 0.5).mean() < 0.4  # ink stays the minority: not the paper
 
