@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from model.augment import AugmentConfig, augment
+from model.calibrate import CALIBRATION_SET, calibration_report
 from model.checkpoint import save_checkpoint
 from model.data import DatasetError, load_split
 from model.evaluate import Metrics, all_logits, evaluate, normalize
@@ -114,37 +115,28 @@ def render_uploads(
     pick = np.random.default_rng(args.seed + 2).permutation(train_idx)[: args.upload_pool]
     x, y, refused = build_pool(images[pick], labels[pick], args.seed + 3, args.workers)
     vx, vy, vrefused = build_pool(images[val_idx[: args.upload_val]], labels[val_idx[: args.upload_val]], args.seed + 4)
+    # (validation_inputs renders the same validation uploads again for model.calibrate)
     info.update(n_train=len(x), n_val=len(vx), refused_train=refused, refused_val=vrefused)
     pool = (torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y.astype(np.int64)))
     return pool, (vx, vy), info
 
 
-def calibrate(
-    model: ConvNet,
-    val_images: np.ndarray,
-    val_labels: np.ndarray,
-    val_uploads: tuple[np.ndarray, np.ndarray],
-    test_images: np.ndarray,
-    test_labels: np.ndarray,
-) -> dict[str, float]:
-    """Temperature fitted on the validation split (MNIST digits and rendered uploads);
-    expected calibration error before and after, there and on the MNIST test set."""
-    from model.calibrate import expected_calibration_error as ece
-    from model.calibrate import fit_temperature
+def split_indices(n: int, val_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(validation, training) indices of the training set, seeded."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy()
+    return np.sort(perm[:val_size]), np.sort(perm[val_size:])
 
-    vx = np.concatenate([val_images, val_uploads[0]])
-    vy = torch.from_numpy(np.concatenate([val_labels, val_uploads[1]]).astype(np.int64))
-    val_logits = all_logits(model, vx)
-    t = fit_temperature(val_logits, vy)
-    test_logits, ty = all_logits(model, test_images), torch.from_numpy(test_labels.astype(np.int64))
-    return {
-        "temperature": round(t, 4),
-        "fitted_on": "validation split: MNIST digits and rendered uploads",
-        "ece_val_before": round(ece(val_logits.softmax(1), vy), 5),
-        "ece_val_after": round(ece((val_logits / t).softmax(1), vy), 5),
-        "ece_mnist_test_before": round(ece(test_logits.softmax(1), ty), 5),
-        "ece_mnist_test_after": round(ece((test_logits / t).softmax(1), ty), 5),
-    }
+
+def validation_inputs(
+    images: np.ndarray, labels: np.ndarray, seed: int, val_size: int, upload_val: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The validation digits and the first `upload_val` of them rendered as uploads, as
+    training made them: what the temperature is fitted on (also by `model.calibrate`)."""
+    from model.upload_pool import build_pool
+
+    val_idx, _ = split_indices(len(images), val_size, seed)
+    ux, uy, _ = build_pool(images[val_idx[:upload_val]], labels[val_idx[:upload_val]], seed + 4)
+    return np.concatenate([images[val_idx], ux]), np.concatenate([labels[val_idx], uy])
 
 
 def build_config(args: argparse.Namespace) -> NetConfig:
@@ -241,9 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 < args.val_size < len(images):
         print(f"error: --val-size must be between 1 and {len(images) - 1}", file=sys.stderr)  # noqa: T201
         return 2
-    split_gen = torch.Generator().manual_seed(args.seed)
-    perm = torch.randperm(len(images), generator=split_gen).numpy()
-    val_idx, train_idx = np.sort(perm[: args.val_size]), np.sort(perm[args.val_size :])
+    val_idx, train_idx = split_indices(len(images), args.val_size, args.seed)
     x_train = torch.from_numpy(images[train_idx]).unsqueeze(1)
     y_train = torch.from_numpy(labels[train_idx].astype(np.int64))
     pool_started = time.perf_counter()
@@ -306,7 +296,15 @@ def main(argv: list[str] | None = None) -> int:
     model.load_state_dict(best_state)
     model = model.to(memory_format=torch.contiguous_format)
     test_metrics = evaluate(model, test.images, test.labels)
-    calibration = calibrate(model, images[val_idx], labels[val_idx], val_uploads, test.images, test.labels)
+    calibration = {
+        **calibration_report(
+            all_logits(model, np.concatenate([images[val_idx], val_uploads[0]])),
+            torch.from_numpy(np.concatenate([labels[val_idx], val_uploads[1]]).astype(np.int64)),
+            all_logits(model, test.images),
+            torch.from_numpy(test.labels.astype(np.int64)),
+        ),
+        "fitted_on": CALIBRATION_SET,
+    }
     log.info("calibration: %s", calibration)
     log.info("best epoch %d; test accuracy %.4f%% on %d images", best[2], 100 * test_metrics.accuracy, test_metrics.n)
 
@@ -368,7 +366,7 @@ def build_card(
     n_train: int,
     n_val: int,
     upload_info: dict[str, Any],
-    calibration: dict[str, float],
+    calibration: dict[str, Any],
 ) -> dict[str, Any]:
     import safetensors
 

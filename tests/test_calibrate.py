@@ -1,6 +1,6 @@
 import torch
 
-from model.calibrate import calibration_error, expected_calibration_error, fit_temperature
+from model.calibrate import calibration_error, calibration_report, expected_calibration_error, fit_temperature
 
 
 def overconfident(n: int = 4000, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -29,3 +29,15 @@ def test_calibration_error_of_a_perfectly_calibrated_and_a_liar():
     correct = (torch.arange(1000) < 700).float()
     assert calibration_error(conf, correct) < 1e-6
     assert abs(calibration_error(torch.full((1000,), 0.95), correct) - 0.25) < 1e-6
+
+
+def test_the_temperature_is_served_only_when_it_helps_unseen_halves():
+    logits, labels = overconfident()
+    report = calibration_report(logits[:3000], labels[:3000], logits[3000:], labels[3000:])
+    assert report["applied"] and report["temperature"] == report["fitted_temperature"] > 1.5
+    assert report["ece_val_fitted"] < report["ece_val_before"] / 3
+    # a network already calibrated: the logits of the fitted one, divided by its T
+    calibrated = logits / report["fitted_temperature"]
+    again = calibration_report(calibrated[:3000], labels[:3000], calibrated[3000:], labels[3000:])
+    assert not again["applied"] and again["temperature"] == 1.0
+    assert abs(again["fitted_temperature"] - 1.0) < 0.05

@@ -29,6 +29,21 @@ def test_short_run_learns_and_beats_chance_by_far(run_a):
     assert card["data"]["n_test"] == 1000
 
 
+def test_part_of_each_batch_are_uploads_and_they_are_learnt_too(run_a):
+    _, card = run_a
+    uploads = card["training"]["uploads"]
+    assert uploads["share_of_batch"] == 0.3 and uploads["n_train"] >= 290 and uploads["n_val"] >= 95
+    history = card["training"]["history"]
+    assert history[-1]["val_uploads_accuracy"] > 0.3  # rendered uploads: chance is 0.1
+
+
+def test_the_temperature_lowers_the_calibration_error_on_the_validation_split(run_a):
+    _, card = run_a
+    cal = card["calibration"]
+    assert cal["ece_val_fitted"] < cal["ece_val_before"]
+    assert cal["temperature"] in (1.0, cal["fitted_temperature"])
+
+
 def test_same_seed_gives_identical_weights(run_a, tmp_path):
     out_a, card_a = run_a
     card_b = train(tmp_path)
