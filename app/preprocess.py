@@ -30,6 +30,7 @@ SIDE = 28  # ... and centred by mass in a 28 x 28 field,
 CENTRE = 14.0  # at index (14, 14): the mean centre of mass of the MNIST test set
 CLEAR = 0.3  # the crop box is that of ink above this: strokes, not rims or JPEG ringing
 MIN_CONTRAST = 0.05  # an image whose ink departs less than this from the paper is blank
+RULE_MAX = 0.03  # ruled lines are at most this share of the picture's height (or width)
 SHADOW_MIN_SIDE = 128  # pictures this big may be photos with a shadow across the paper
 PAPER_MAP_SIDE = 64  # resolution of the local paper estimate
 MAX_WORK_SIDE = 1024  # larger uploads are reduced first: a digit needs no more pixels
@@ -172,7 +173,7 @@ def ink_map(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     inverted = bool(paper - float(gray.min()) > float(gray.max()) - paper)
     if inverted:
         gray, border, paper = 1.0 - gray, 1.0 - border, 1.0 - paper
-    noise = _noise(gray)
+    noise = _noise(gray) if float(border.min()) != float(border.max()) else 0.0  # 0: a clean canvas
     ink = _stretch(gray - paper, noise)
     if min(gray.shape) >= SHADOW_MIN_SIDE:
         # a photo with a shadow across it: the shadow is "ink" to a single paper level and
@@ -233,11 +234,13 @@ def _remove_rules(ink: np.ndarray, horizontal: bool) -> np.ndarray:
     A digit's own bar is never thin enough: only lines under 3 % of the height qualify."""
     a = ink if horizontal else ink.T
     h = a.shape[0]
+    if h < 1 / RULE_MAX:  # not even a 1 px line is thin enough
+        return ink
     across = (a > 0.2).mean(1) > 0.6
     if not across.any():
         return ink
     edges = np.flatnonzero(np.diff(np.concatenate([[0], across.astype(np.int8), [0]])))
-    runs = [(i, j) for i, j in zip(edges[::2], edges[1::2], strict=True) if j - i <= 0.03 * h]
+    runs = [(i, j) for i, j in zip(edges[::2], edges[1::2], strict=True) if j - i <= RULE_MAX * h]
     if len(runs) < 2:
         return ink
     a = a.copy()
