@@ -111,7 +111,8 @@ class Predictor:
         return self.fast(x.to(self.dtype).contiguous(memory_format=torch.channels_last)).float()
 
     def probabilities(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.logits(x) / self.temperature, dim=1)
+        logits = self.logits(x)
+        return torch.softmax(logits / self.temperature if self.temperature != 1.0 else logits, dim=1)
 
     @torch.inference_mode()
     def features(self, x: torch.Tensor, names: list[str]) -> dict[str, torch.Tensor]:
