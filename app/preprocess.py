@@ -181,9 +181,10 @@ def ink_map(gray: np.ndarray) -> tuple[np.ndarray, bool]:
         # spreads the crop box over it. Paper measured locally instead must shrink that box
         # to under half to be believed (a digit filling the picture never does). A clean
         # frame (a drawing, a screenshot) has no shadow reaching it: no need to look.
-        shaded = gray - _paper_map(gray)
+        paper_map = _paper_map(gray)
+        shaded = gray - paper_map
         if inverted:  # light falls on paper and ink alike: compare with the local paper
-            shaded /= np.maximum(1.0 - (gray - shaded), 0.1)
+            shaded /= np.maximum(1.0 - paper_map, 0.1)
         if float(shaded.max()) >= MIN_CONTRAST:
             local = _stretch(shaded, noise)
             if 0 < _box_area(local) < 0.5 * _box_area(ink):

@@ -189,12 +189,10 @@ def fine_pen(digit: np.ndarray, label: int, rng: np.random.Generator, style: Sty
 # -- the families only the held-out split and training use --------------------------------
 
 
-@cache
-def _skeleton(digit_bytes: bytes) -> np.ndarray:
+def _skeleton(digit: np.ndarray) -> np.ndarray:
     """(N, 2) points, in 28-px units, along the middle of the digit's strokes."""
     from skimage.morphology import skeletonize
 
-    digit = np.frombuffer(digit_bytes, np.uint8).reshape(28, 28)
     mask = _enlarge(digit, 112, Image.Resampling.BILINEAR) > 0.45
     ys, xs = np.nonzero(skeletonize(mask))
     return np.stack([ys, xs], 1).astype(np.float32) / 4
@@ -203,7 +201,7 @@ def _skeleton(digit_bytes: bytes) -> np.ndarray:
 def pen_stroke(digit: np.ndarray, height: int, width: float, supersample: int = 2) -> np.ndarray:
     """The digit redrawn with a round pen of constant `width` px, `height` px tall: what a
     drawing app or a felt-tip makes, unlike MNIST's blurred strokes."""
-    pts = _skeleton(digit.tobytes())
+    pts = _skeleton(digit)
     if not len(pts):
         return _ink_box(_enlarge(digit, height))
     cells = [(round(y * 4), round(x * 4)) for y, x in pts]  # the skeleton's 112-px grid
