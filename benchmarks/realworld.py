@@ -99,7 +99,9 @@ def score(cases: list[Case], classify: Callable[[list[Case]], list[Answer]]) -> 
     answered = [(c, a) for c, a in zip(cases, answers, strict=True) if a[0] >= 0]
     right = torch.tensor([float(a[0] == c.label) for c, a in answered])
     ece = calibration_error(torch.tensor([a[1] for _, a in answered]), right) if answered else 0.0
-    ece_raw = calibration_error(torch.tensor([a[2] for _, a in answered]), right) if answered else 0.0
+    raw = torch.tensor([a[2] for _, a in answered])
+    # over HTTP only the served confidence is known
+    ece_raw = calibration_error(raw, right) if answered and not raw.isnan().any() else float("nan")
     n_all = sum(v["n"] for v in out.values())
     out["all"] = {
         "accuracy": sum(v["accuracy"] * v["n"] for v in out.values()) / n_all,

@@ -8,7 +8,7 @@ The full figures (5,000 digits a split, plus real optdigits handwriting) come fr
 import numpy as np
 import pytest
 
-from benchmarks.realworld import heldout_split, local_classifier, score, tuning_split
+from benchmarks.realworld import Case, heldout_split, local_classifier, score, tuning_split
 from model.uploads import HELDOUT_FAMILIES, TUNING_FAMILIES
 
 N = 100  # digits a family
@@ -36,3 +36,14 @@ def test_the_splits_render_different_uploads_of_the_same_digit(mnist_test):
     tuning, held = tuning_split(images, labels), heldout_split(images, labels)
     assert {c.data for c in tuning}.isdisjoint(c.data for c in held if c.family != "mnist_png")
     assert np.array_equal([c.label for c in tuning[:3]], labels)
+
+
+def test_score_counts_refusals_and_does_not_invent_what_http_cannot_tell():
+    cases = [Case("a", 1, b"", "image/png"), Case("a", 2, b"", "image/png"), Case("b", 3, b"", "image/png")]
+    nan = float("nan")
+    result = score(cases, lambda _: [(1, 0.9, nan), (-1, 0.0, 0.0), (5, 0.6, nan)])
+    assert result["a"] == {"accuracy": 0.5, "n": 2, "refused": 1}
+    assert result["b"]["accuracy"] == 0.0
+    assert result["all"]["refused"] == 1 and abs(result["all"]["accuracy"] - 1 / 3) < 1e-9
+    assert abs(result["all"]["ece"] - 0.35) < 1e-6  # (|0.9 - 1| + |0.6 - 0|) / 2
+    assert np.isnan(result["all"]["ece_before_temperature"])
