@@ -13,7 +13,8 @@ from PIL import Image
 
 from app.config import Settings
 from app.main import create_app
-from tests.conftest import encode, png_bytes
+from model.data import load_split
+from tests.conftest import FIXTURES, encode, png_bytes
 from tests.test_preprocess import png_with_header
 
 
@@ -143,20 +144,24 @@ def corpus(mnist_test) -> list[tuple[str, dict, int, str | None]]:
     ]
 
 
-def test_every_hostile_input_gets_its_documented_outcome(default_client, mnist_test):
-    for name, kwargs, status, expect in corpus(mnist_test):
-        r = default_client.post("/v1/predict", **kwargs)
-        assert r.status_code == status, f"{name}: {r.status_code} {r.text[:200]}"
-        body = r.json()
-        if status >= 400:
-            assert body["error"]["code"] == expect, name
-            assert body["error"]["message"], name
-        elif expect == "digit":
-            assert body["digit"] == mnist_test.labels[0], name
+MNIST = load_split(FIXTURES / "mnist", "test", verify=False, download_missing=False)
+CORPUS = corpus(MNIST)
+
+
+@pytest.mark.parametrize(("name", "kwargs", "status", "expect"), CORPUS, ids=[c[0] for c in CORPUS])
+def test_every_hostile_input_gets_its_documented_outcome(default_client, name, kwargs, status, expect):
+    r = default_client.post("/v1/predict", **kwargs)
+    assert r.status_code == status, f"{name}: {r.status_code} {r.text[:200]}"
+    body = r.json()
+    if status >= 400:
+        assert body["error"]["code"] == expect, name
+        assert body["error"]["message"], name
+    elif expect == "digit":
+        assert body["digit"] == MNIST.labels[0], name
     # and the server is still fine
     assert default_client.get("/healthz").status_code == 200
-    ok = default_client.post("/v1/predict", files={"file": ("d.png", png_bytes(mnist_test.images[1]), "image/png")})
-    assert ok.status_code == 200 and ok.json()["digit"] == mnist_test.labels[1]
+    ok = default_client.post("/v1/predict", files={"file": ("d.png", png_bytes(MNIST.images[1]), "image/png")})
+    assert ok.status_code == 200 and ok.json()["digit"] == MNIST.labels[1]
 
 
 def test_a_twelve_megapixel_phone_photo_is_accepted(default_client, mnist_test):
