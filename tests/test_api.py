@@ -169,8 +169,8 @@ def test_health_ready_metrics(client, mnist_test):
     for status in ("200", "400"):
         labels = {"endpoint": "/v1/predict", "method": "POST", "status": status}
         assert metric(after, requests, **labels) - metric(before, requests, **labels) == 1
-    digit = {"digit": str(mnist_test.labels[0])}
-    assert metric(after, "convlens_predictions_total", **digit) - metric(before, "convlens_predictions_total", **digit) == 1
+    digit, predictions = {"digit": str(mnist_test.labels[0])}, "convlens_predictions_total"
+    assert metric(after, predictions, **digit) - metric(before, predictions, **digit) == 1
     # one more image went through a forward pass (the empty upload never reached one)
     batches = "convlens_inference_batch_size_sum"
     assert metric(after, batches) - metric(before, batches) == 1

@@ -6,7 +6,7 @@ from fastapi.testclient import TestClient
 
 from app.config import Settings
 from app.main import create_app
-from app.predictor import Predictor, cpu_has_native_bf16, to_tensor
+from app.predictor import Predictor, to_tensor
 from app.preprocess import preprocess_array
 from tests.conftest import png_bytes
 
@@ -17,10 +17,16 @@ def predictors() -> dict[str, Predictor]:
     return {p: Predictor.load(s.weights_path, s.resolved_card_path, p) for p in ("float32", "bfloat16")}
 
 
-def test_auto_follows_the_cpu(predictors):
+@pytest.mark.parametrize(("native", "dtype"), [(True, torch.bfloat16), (False, torch.float32)])
+def test_auto_serves_bfloat16_only_where_the_cpu_has_it(monkeypatch, native, dtype):
+    monkeypatch.setattr("app.predictor.cpu_has_native_bf16", lambda: native)
     s = Settings()
     auto = Predictor.load(s.weights_path, s.resolved_card_path, "auto")
-    assert auto.precision == ("bfloat16" if cpu_has_native_bf16() else "float32")
+    assert auto.fast.layers.fc.weight.dtype == dtype
+    assert auto.model.layers.fc.weight.dtype == torch.float32  # feature maps stay float32
+
+
+def test_explicit_precisions(predictors):
     assert predictors["bfloat16"].fast.layers.fc.weight.dtype == torch.bfloat16
     assert predictors["float32"].fast.layers.fc.weight.dtype == torch.float32
 

