@@ -40,6 +40,7 @@ from model.checkpoint import save_checkpoint
 from model.data import DatasetError, load_split
 from model.evaluate import Metrics, all_logits, evaluate, normalize
 from model.net import MNIST_MEAN, MNIST_STD, PRESETS, ConvNet, NetConfig, count_parameters
+from model.uploads import TRAIN, fonts
 
 log = logging.getLogger("model.train")
 
@@ -103,7 +104,7 @@ def render_uploads(
     """Training and validation digits rendered as uploads and preprocessed as the service
     does (`model.upload_pool`); the two pools come from disjoint digits."""
     from model.upload_pool import build_pool
-    from model.uploads import TRAIN, TRAINING_FAMILIES
+    from model.uploads import TRAINING_FAMILIES
 
     info: dict[str, Any] = {
         "share_of_batch": args.upload_share,
@@ -225,6 +226,10 @@ def main(argv: list[str] | None = None) -> int:
         test = load_split(args.data_dir, "test", verify=not args.no_verify)
     except DatasetError as e:
         print(f"error: {e}", file=sys.stderr)  # noqa: T201
+        return 2
+    if args.upload_pool and args.upload_share and not fonts(TRAIN.fonts, TRAIN.font_exclude):
+        missing = f"no {TRAIN.fonts} TrueType fonts for the typed uploads; install fonts-dejavu-core"
+        print(f"error: {missing}", file=sys.stderr)  # noqa: T201
         return 2
 
     images, labels = train.images, train.labels

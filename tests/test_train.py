@@ -77,3 +77,10 @@ def test_missing_data_fails_with_a_clear_message(tmp_path, monkeypatch, capsys):
     assert main(["--data-dir", str(tmp_path / "none"), "--out-dir", str(tmp_path), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "put the four MNIST" in err[0]
+
+
+def test_missing_fonts_fail_with_a_clear_message(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("model.train.fonts", lambda *a: ())
+    assert main(["--smoke", "--data-dir", FIXTURES, "--out-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "fonts-dejavu-core" in err[0]
