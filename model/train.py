@@ -115,8 +115,7 @@ def render_uploads(
         return None, (np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.uint8)), {**info, "share_of_batch": 0.0}
     pick = np.random.default_rng(args.seed + 2).permutation(train_idx)[: args.upload_pool]
     x, y, refused = build_pool(images[pick], labels[pick], args.seed + 3, args.workers)
-    vx, vy, vrefused = build_pool(images[val_idx[: args.upload_val]], labels[val_idx[: args.upload_val]], args.seed + 4)
-    # (validation_inputs renders the same validation uploads again for model.calibrate)
+    vx, vy, vrefused = validation_uploads(images, labels, val_idx, args.upload_val, args.seed)
     info.update(n_train=len(x), n_val=len(vx), refused_train=refused, refused_val=vrefused)
     pool = (torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y.astype(np.int64)))
     return pool, (vx, vy), info
@@ -133,11 +132,18 @@ def validation_inputs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The validation digits and the first `upload_val` of them rendered as uploads, as
     training made them: what the temperature is fitted on (also by `model.calibrate`)."""
+    val_idx, _ = split_indices(len(images), val_size, seed)
+    ux, uy, _ = validation_uploads(images, labels, val_idx, upload_val, seed)
+    return np.concatenate([images[val_idx], ux]), np.concatenate([labels[val_idx], uy])
+
+
+def validation_uploads(
+    images: np.ndarray, labels: np.ndarray, val_idx: np.ndarray, n: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """The first `n` validation digits rendered as uploads (their own seed)."""
     from model.upload_pool import build_pool
 
-    val_idx, _ = split_indices(len(images), val_size, seed)
-    ux, uy, _ = build_pool(images[val_idx[:upload_val]], labels[val_idx[:upload_val]], seed + 4)
-    return np.concatenate([images[val_idx], ux]), np.concatenate([labels[val_idx], uy])
+    return build_pool(images[val_idx[:n]], labels[val_idx[:n]], seed + 4)
 
 
 def build_config(args: argparse.Namespace) -> NetConfig:
