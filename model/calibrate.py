@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 ECE_BINS = 15
 MIN_GAIN = 0.001  # a temperature must lower the ECE of unseen halves by this to be served
+CALIBRATION_SET = "validation split: MNIST digits and the same digits' rendered uploads"
 
 
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, steps: int = 200) -> float:
@@ -83,16 +85,33 @@ def calibration_report(
     }
 
 
+def calibrate(
+    model: torch.nn.Module,
+    val_images: np.ndarray,
+    val_labels: np.ndarray,
+    test_images: np.ndarray,
+    test_labels: np.ndarray,
+) -> dict[str, float | bool | str]:
+    """The card's "calibration" block for a trained network (uint8 (N, 28, 28) inputs)."""
+    from model.evaluate import all_logits
+
+    def labels(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(a.astype(np.int64))
+
+    report = calibration_report(
+        all_logits(model, val_images), labels(val_labels), all_logits(model, test_images), labels(test_labels)
+    )
+    return {**report, "fitted_on": CALIBRATION_SET}
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
     import json
+    import sys
     from pathlib import Path
 
-    import numpy as np
-
-    from model.checkpoint import load_checkpoint
-    from model.data import load_split
-    from model.evaluate import all_logits
+    from model.checkpoint import CheckpointError, load_checkpoint
+    from model.data import DatasetError, load_split
     from model.train import CARD_FILE, WEIGHTS_FILE, validation_inputs
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -100,28 +119,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", default="data/mnist", help="default: %(default)s")
     args = p.parse_args(argv)
     out = Path(args.weights_dir)
-    card = json.loads((out / CARD_FILE).read_text())
-    model = load_checkpoint(out / WEIGHTS_FILE, expected_sha256=card["weights"]["sha256"])
-    train, test = load_split(args.data_dir, "train"), load_split(args.data_dir, "test")
+    try:
+        card = json.loads((out / CARD_FILE).read_text())
+        model = load_checkpoint(out / WEIGHTS_FILE, expected_sha256=card["weights"]["sha256"])
+        train, test = load_split(args.data_dir, "train"), load_split(args.data_dir, "test")
+    except (OSError, ValueError, KeyError, CheckpointError, DatasetError) as e:
+        print(f"error: {e}", file=sys.stderr)  # noqa: T201
+        return 2
     training = card["training"]
-    n_val, n_upload_val = card["data"]["n_val"], training.get("uploads", {}).get("n_val", 0)
+    uploads = training.get("uploads", {})
     images, labels = train.images, train.labels
     if training.get("limit_train"):
         images, labels = images[: training["limit_train"]], labels[: training["limit_train"]]
-    vx, vy = validation_inputs(images, labels, training["seed"], n_val, n_upload_val)
-    report = calibration_report(
-        all_logits(model, vx),
-        torch.from_numpy(vy.astype(np.int64)),
-        all_logits(model, test.images),
-        torch.from_numpy(test.labels.astype(np.int64)),
-    )
-    card["calibration"] = {**report, "fitted_on": CALIBRATION_SET}
+    n_uploads = uploads.get("val_digits", uploads.get("n_val", 0))
+    vx, vy = validation_inputs(images, labels, training["seed"], card["data"]["n_val"], n_uploads)
+    card["calibration"] = calibrate(model, vx, vy, test.images, test.labels)
     (out / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
     print(json.dumps(card["calibration"], indent=2))  # noqa: T201
     return 0
 
-
-CALIBRATION_SET = "validation split: MNIST digits and the same digits' rendered uploads"
 
 if __name__ == "__main__":
     raise SystemExit(main())

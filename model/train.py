@@ -7,7 +7,7 @@
 Part of every batch (--upload-share) comes from training digits rendered as uploads
 (photos, pens, scans, typed digits; `model/uploads.py`) and preprocessed by the service's
 own function (`model/upload_pool.py`). After training, a temperature is fitted on the
-validation split so the served confidences are calibrated (`model/calibrate.py`).
+validation split and recorded; it is served only if it generalises (`model/calibrate.py`).
 
 Deterministic on CPU for a given seed and thread count: every random draw (init, split,
 shuffling, augmentation, dropout, rendering) comes from seeded generators.
@@ -35,10 +35,10 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from model.augment import AugmentConfig, augment
-from model.calibrate import CALIBRATION_SET, calibration_report
+from model.calibrate import calibrate
 from model.checkpoint import save_checkpoint
 from model.data import DatasetError, load_split
-from model.evaluate import Metrics, all_logits, evaluate, normalize
+from model.evaluate import Metrics, evaluate, normalize
 from model.net import MNIST_MEAN, MNIST_STD, PRESETS, ConvNet, NetConfig, count_parameters
 from model.uploads import TRAIN, fonts
 
@@ -116,7 +116,7 @@ def render_uploads(
     pick = np.random.default_rng(args.seed + 2).permutation(train_idx)[: args.upload_pool]
     x, y, refused = build_pool(images[pick], labels[pick], args.seed + 3, args.workers)
     vx, vy, vrefused = validation_uploads(images, labels, val_idx, args.upload_val, args.seed)
-    info.update(n_train=len(x), n_val=len(vx), refused_train=refused, refused_val=vrefused)
+    info.update(n_train=len(x), n_val=len(vx), val_digits=args.upload_val, refused_train=refused, refused_val=vrefused)
     pool = (torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y.astype(np.int64)))
     return pool, (vx, vy), info
 
@@ -307,15 +307,13 @@ def main(argv: list[str] | None = None) -> int:
     model.load_state_dict(best_state)
     model = model.to(memory_format=torch.contiguous_format)
     test_metrics = evaluate(model, test.images, test.labels)
-    calibration = {
-        **calibration_report(
-            all_logits(model, np.concatenate([images[val_idx], val_uploads[0]])),
-            torch.from_numpy(np.concatenate([labels[val_idx], val_uploads[1]]).astype(np.int64)),
-            all_logits(model, test.images),
-            torch.from_numpy(test.labels.astype(np.int64)),
-        ),
-        "fitted_on": CALIBRATION_SET,
-    }
+    calibration = calibrate(
+        model,
+        np.concatenate([images[val_idx], val_uploads[0]]),
+        np.concatenate([labels[val_idx], val_uploads[1]]),
+        test.images,
+        test.labels,
+    )
     log.info("calibration: %s", calibration)
     log.info("best epoch %d; test accuracy %.4f%% on %d images", best[2], 100 * test_metrics.accuracy, test_metrics.n)
 

@@ -41,3 +41,11 @@ def test_the_temperature_is_served_only_when_it_helps_unseen_halves():
     again = calibration_report(calibrated[:3000], labels[:3000], calibrated[3000:], labels[3000:])
     assert not again["applied"] and again["temperature"] == 1.0
     assert abs(again["fitted_temperature"] - 1.0) < 0.05
+
+
+def test_refitting_a_missing_card_fails_with_one_line(tmp_path, capsys):
+    from model.calibrate import main
+
+    assert main(["--weights-dir", str(tmp_path), "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "model_card.json" in err[0]
