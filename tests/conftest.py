@@ -10,6 +10,9 @@ from PIL import Image
 from app.config import Settings
 from app.main import create_app
 from model.data import Split, load_split
+from model.uploads import encode
+
+__all__ = ["FIXTURES", "encode", "png_bytes"]
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -35,10 +38,4 @@ def client(settings: Settings) -> Iterator[TestClient]:
 def png_bytes(array: np.ndarray, mode: str | None = None) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(array, mode).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def encode(img: Image.Image, fmt: str, **kw) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format=fmt, **kw)
     return buf.getvalue()
