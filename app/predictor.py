@@ -56,8 +56,8 @@ class Predictor:
         self.precision = resolve_precision(self.precision)
         self.dtype = DTYPES[self.precision]
         self.fast = fused_for_inference(self.model).to(self.dtype)
-        # fitted on the validation split at training time (the card's "calibration") so a
-        # stated 90 % is right about 90 % of the time; 1.0 for weights trained before it
+        # the card's served temperature (model/calibrate.py): 1.0 when fitting one did not
+        # help on unseen validation digits, and for weights trained before calibration
         self.temperature = float(self.card.get("calibration", {}).get("temperature", 1.0))
         self.layers = self.model.layer_table()
         self.layer_types = {row.name: row.type for row in self.layers}

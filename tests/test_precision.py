@@ -52,3 +52,17 @@ def test_every_endpoint_gives_an_image_the_same_probabilities(mnist_test):
             batch = c.post("/v1/predict/batch", files=[("files", files["file"])]).json()
             assert one["probabilities"] == maps["prediction"]["probabilities"]
             assert one["probabilities"] == batch["results"][0]["prediction"]["probabilities"]
+
+
+def test_a_served_temperature_softens_every_probability_and_changes_no_digit(predictors, mnist_test):
+    import copy
+
+    base = predictors["float32"]
+    card = copy.deepcopy(base.card)
+    card["calibration"] = {"temperature": 2.0}
+    warm = Predictor(model=base.model, card=card, precision="float32")
+    x = to_tensor([preprocess_array(img)[0] for img in mnist_test.images[:50]])
+    logits = base.logits(x)
+    torch.testing.assert_close(warm.probabilities(x), torch.softmax(logits / 2.0, dim=1))
+    assert (warm.probabilities(x).argmax(1) == base.probabilities(x).argmax(1)).all()
+    assert base.temperature == 1.0  # the shipped card serves none
