@@ -16,9 +16,10 @@ Precision = Literal["auto", "float32", "bfloat16"]
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CONVLENS_", frozen=True)
 
-    weights_path: Path = REPO_ROOT / "weights" / "model.safetensors"
-    # default: model_card.json beside the weights
-    card_path: Path | None = None
+    # one folder per model (model.safetensors + model_card.json), named as the model
+    weights_dir: Path = REPO_ROOT / "weights"
+    models: list[str] = ["shipped", "article", "mlp"]
+    default_model: str = "shipped"
 
     # limits on what one request may ask of the server
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
@@ -44,20 +45,23 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = None  # when set, /v1/* needs header X-API-Key
     cors_origins: list[str] = []
 
-    @field_validator("weights_path", "card_path")
+    @field_validator("weights_dir")
     @classmethod
-    def _absolute(cls, v: Path | None) -> Path | None:
-        return None if v is None else v.expanduser().resolve()
+    def _absolute(cls, v: Path) -> Path:
+        return v.expanduser().resolve()
 
     @model_validator(mode="after")
-    def _batch_limits(self) -> Settings:
+    def _consistent(self) -> Settings:
         if self.max_queue < self.max_batch_size:
             raise ValueError("max_queue must be at least max_batch_size")
+        if not self.models or len(set(self.models)) != len(self.models):
+            raise ValueError("models must name at least one model, each once")
+        if self.default_model not in self.models:
+            raise ValueError(f"default_model {self.default_model!r} is not one of models {self.models}")
         return self
 
-    @property
-    def resolved_card_path(self) -> Path:
-        return self.card_path or self.weights_path.parent / "model_card.json"
+    def model_dir(self, name: str) -> Path:
+        return self.weights_dir / name
 
 
 @lru_cache

@@ -11,22 +11,28 @@ from __future__ import annotations
 import secrets
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import APIKeyHeader
 
 from app.config import Settings
 from app.errors import Unauthorized
-from app.inference import Service
 from app.metrics import Metrics
-from app.predictor import Predictor
+from app.pipeline import Service
+from app.served_model import ServedModel
 
 
 async def _service(request: Request) -> Service:
     return request.state.service
 
 
-async def _predictor(request: Request) -> Predictor:
-    return request.state.service.predictor
+async def _model(
+    request: Request,
+    model: Annotated[
+        str | None, Query(description="the model to run (see /v1/models); default: the service's default model")
+    ] = None,
+) -> ServedModel:
+    """The model a request names in `?model=` (404 unknown_model), else the default."""
+    return request.state.service.models.get(model)
 
 
 async def _settings(request: Request) -> Settings:
@@ -38,7 +44,7 @@ async def _metrics(request: Request) -> Metrics:
 
 
 ServiceDep = Annotated[Service, Depends(_service)]
-PredictorDep = Annotated[Predictor, Depends(_predictor)]
+ModelDep = Annotated[ServedModel, Depends(_model)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 MetricsDep = Annotated[Metrics, Depends(_metrics)]
 

@@ -66,6 +66,11 @@ class UnknownLayer(ApiError):
     code = "unknown_layer"
 
 
+class UnknownModel(ApiError):
+    status = 404
+    code = "unknown_model"
+
+
 class Unauthorized(ApiError):
     status = 401
     code = "unauthorized"

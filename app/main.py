@@ -23,13 +23,13 @@ from PIL import Image
 from app.config import Settings, get_settings
 from app.deps import require_api_key
 from app.errors import install_error_handlers
-from app.inference import Service
 from app.limits import BodyLimitMiddleware, TimeoutMiddleware
 from app.metrics import Metrics, MetricsMiddleware
-from app.predictor import Predictor
+from app.pipeline import Service
 from app.preprocess import preprocess
+from app.registry import ModelRegistry
 from app.routes import features, info, page, predict
-from app.scheduler import BatchScheduler, BatchStats
+from app.scheduler import BatchStats
 
 log = logging.getLogger("convlens")
 NO_TELEMETRY = TelemetryConfig(tracing=False, metrics=False, logs=False, operation_spans=False)
@@ -53,23 +53,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         torch.set_num_threads(settings.torch_threads)
         # CheckpointError propagates: start-up stops with its one-line message
-        predictor = Predictor.load(settings.weights_path, settings.resolved_card_path, settings.precision)
-        scheduler = BatchScheduler(
-            predictor.probabilities,
-            max_batch_size=settings.max_batch_size,
-            max_wait=settings.max_wait_ms / 1000,
-            max_queue=settings.max_queue,
-            retry_after_s=settings.retry_after_s,
-            stats=BatchStats(on_batch=metrics.observe_batch, on_depth=metrics.queue_depth.set),
-            solo=lambda: metrics.in_flight == 1,
-        )
+        models = ModelRegistry.load(settings)
+        for model in models:
+            scheduler = model.make_scheduler(
+                BatchStats(on_batch=metrics.observe_batch, on_depth=metrics.queue_depth.labels(model.name).set),
+                max_batch_size=settings.max_batch_size,
+                max_wait=settings.max_wait_ms / 1000,
+                max_queue=settings.max_queue,
+                retry_after_s=settings.retry_after_s,
+                solo=lambda: metrics.in_flight == 1,
+            )
+            if settings.warmup:
+                took = model.warm_up(settings.max_batch_size)
+                log.info("model %s (%s) warmed up in %.0f ms", model.name, model.precision, 1e3 * took)
+            else:
+                model.skip_warm_up()
+            await scheduler.start()
         if settings.warmup:
-            took = predictor.warm_up(settings.max_batch_size)
             warm_up_preprocessing()
-            log.info("model %s (%s) warmed up in %.0f ms", predictor.version, predictor.precision, took * 1000)
-        else:
-            predictor.ready = True
-        await scheduler.start()
         if settings.gc_freeze:
             # torch, numpy and FastAPI leave ~200k long-lived objects; every full collection
             # walked them all (~100 ms, the p99 under load). Frozen, it sees only new ones.
@@ -82,9 +83,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             gc.set_threshold(settings.gc_threshold, *thresholds[1:])
         start = time.perf_counter()
         try:
-            yield {"service": Service(settings, metrics, predictor, scheduler)}
+            yield {"service": Service(settings, metrics, models)}
         finally:
-            await scheduler.stop()  # queued inference finishes before the process exits
+            for model in models:  # queued inference finishes before the process exits
+                assert model.scheduler is not None
+                await model.scheduler.stop()
             if settings.gc_freeze:
                 gc.unfreeze()
             gc.set_threshold(*thresholds)

@@ -30,7 +30,7 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        self.predictions = Counter("convlens_predictions", "Predicted digits", ["digit"], registry=r)
+        self.predictions = Counter("convlens_predictions", "Predicted digits by model", ["model", "digit"], registry=r)
         self.batch_size = Histogram(
             "convlens_inference_batch_size", "Images per forward pass", buckets=BATCH_BUCKETS, registry=r
         )
@@ -47,8 +47,15 @@ class Metrics:
             registry=r,
         )
         self.queue_depth = Gauge(
-            "convlens_inference_queue_depth", "Images waiting for inference", registry=r, multiprocess_mode="livesum"
+            "convlens_inference_queue_depth",
+            "Images waiting for inference, by model",
+            ["model"],
+            registry=r,
+            multiprocess_mode="livesum",
         )
+
+    def count_prediction(self, model: str, digit: int) -> None:
+        self.predictions.labels(model, str(digit)).inc()
 
     def observe_batch(self, size: int, wait_s: float, compute_s: float) -> None:
         self.batch_size.observe(size)

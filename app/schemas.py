@@ -33,6 +33,7 @@ class Prediction(BaseModel):
     digit: int = Field(ge=0, le=9)
     confidence: float = Field(ge=0, le=1, description="probability of `digit`")
     probabilities: list[float] = Field(min_length=10, max_length=10, description="softmax; index = digit")
+    model: str = Field(description="name of the model that answered (see /v1/models)")
     model_version: str
     input: InputInfo
     timing: Timing
@@ -46,6 +47,7 @@ class BatchItem(BaseModel):
 
 
 class BatchResponse(BaseModel):
+    model: str
     model_version: str
     count: int
     succeeded: int
@@ -101,6 +103,7 @@ class ModelCard(BaseModel):
     layers: list[LayerRow]
     parameters: int
     feature_layers: list[str] = Field(description="layer names accepted by the feature-map endpoints")
+    filter_layers: list[str] = Field(description="conv layers whose 3x3 filters /v1/model/filters draws")
     test_accuracy: float | None = Field(None, description="fraction of the 10,000 MNIST test images")
     per_class_accuracy: list[float] | None = None
     confusion_matrix: list[list[int]] | None = None
@@ -114,10 +117,16 @@ class ModelCard(BaseModel):
     environment: dict[str, Any] = {}
 
 
+class ModelList(BaseModel):
+    default: str = Field(description="the model that answers when a request names none")
+    models: list[ModelCard]
+
+
 class Health(BaseModel):
     status: str = "ok"
 
 
 class Readiness(BaseModel):
     status: str
-    model_version: str | None = None
+    model_version: str | None = Field(None, description="the default model's version")
+    models: list[str] = Field([], description="every model served, all warmed up")

@@ -17,7 +17,7 @@ import tempfile
 import uvicorn
 
 from app.config import get_settings
-from app.predictor import Predictor
+from app.registry import ModelRegistry
 from app.transport import CoalescingHttpToolsProtocol
 from model.checkpoint import CheckpointError
 
@@ -26,7 +26,7 @@ def check_weights() -> None:
     """Refuse to start with one clear line, before uvicorn prints tracebacks per worker."""
     settings = get_settings()
     try:
-        Predictor.load(settings.weights_path, settings.resolved_card_path, settings.precision)
+        ModelRegistry.load(settings)
     except CheckpointError as e:
         print(f"convlens: cannot start: {e}", file=sys.stderr)  # noqa: T201
         sys.exit(1)

@@ -125,11 +125,12 @@ def local_classifier(batch: int = 256) -> Callable[[list[Case]], list[Answer]]:
     """The service's own preprocessing and serving network, in-process; -1 for a refusal."""
     from app.config import Settings
     from app.errors import ApiError
-    from app.predictor import Predictor, to_tensor
     from app.preprocess import preprocess
+    from app.served_model import ServedModel, to_tensor
 
     settings = Settings()
-    predictor = Predictor.load(settings.weights_path, settings.resolved_card_path, settings.precision)
+    name = settings.default_model
+    predictor = ServedModel.load(name, settings.model_dir(name), settings.precision)
 
     def classify(cases: list[Case]) -> list[Answer]:
         out: list[Answer] = [(-1, 0.0, 0.0)] * len(cases)

@@ -173,11 +173,11 @@ def run_wrk(url: str, script: Path, connections: int, duration: int) -> dict[str
 def raw_forward_images_per_s(batch: int, threads: int, precision: Precision, seconds: float = 3.0) -> float:
     """The network alone, exactly as the service runs it (BN folded, channels-last, same precision)."""
     from app.config import Settings
-    from app.predictor import Predictor
+    from app.served_model import ServedModel
 
     torch.set_num_threads(threads)
     s = Settings()
-    predictor = Predictor.load(s.weights_path, s.resolved_card_path, precision)
+    predictor = ServedModel.load(s.default_model, s.model_dir(s.default_model), precision)
     x = torch.randn(batch, 1, 28, 28)
     for _ in range(5):
         predictor.logits(x)
@@ -195,7 +195,7 @@ def pause(proc: subprocess.Popen, paused: bool) -> None:
 
 def main() -> None:
     from app.config import Settings
-    from app.predictor import resolve_precision
+    from app.served_model import resolve_precision
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--duration", type=int, default=10, help="seconds per measurement (default: %(default)s)")

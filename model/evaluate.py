@@ -1,6 +1,6 @@
 """Measure any weights on the MNIST test set.
 
-python -m model.evaluate --weights weights/model.safetensors --data-dir data/mnist [--json]
+python -m model.evaluate --weights weights/shipped/model.safetensors --data-dir data/mnist [--json]
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def format_metrics(m: Metrics) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--weights", default="weights/model.safetensors", help="default: %(default)s")
+    p.add_argument("--weights", default="weights/shipped/model.safetensors", help="default: %(default)s")
     p.add_argument("--data-dir", default="data/mnist", help="MNIST directory (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.add_argument("--no-verify", action="store_true", help="accept subsets whose checksums are not MNIST's")

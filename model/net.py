@@ -43,8 +43,10 @@ class NetConfig:
     num_classes: int = NUM_CLASSES
 
     def __post_init__(self) -> None:
-        if not self.channels or any(c < 1 for c in self.channels):
+        if any(c < 1 for c in self.channels):
             raise ValueError(f"channels must be positive, got {self.channels}")
+        if not self.channels and not self.hidden:
+            raise ValueError("a network without conv stages needs a hidden dense layer")
         if self.convs_per_stage < 1:
             raise ValueError("convs_per_stage must be >= 1")
         if self.padding not in (0, 1):
@@ -87,7 +89,23 @@ class NetConfig:
 ARTICLE = NetConfig()
 # The shipped recipe: TinyVGG-style stages, "same" padding and batch norm; see model card.
 SHIPPED = NetConfig(channels=(32, 64), convs_per_stage=2, padding=1, batch_norm=True, dropout=0.25)
-PRESETS: dict[str, NetConfig] = {"article": ARTICLE, "shipped": SHIPPED}
+# The article's starting point: no convolutions, flatten 784 -> dense 128 -> ReLU -> dense 10.
+MLP = NetConfig(channels=(), hidden=128)
+PRESETS: dict[str, NetConfig] = {"article": ARTICLE, "shipped": SHIPPED, "mlp": MLP}
+
+
+def layer_kind(layer: nn.Module) -> str:
+    """The one place that says what a layer is: conv, bn, relu, pool, flatten, dropout, dense."""
+    kinds: dict[type[nn.Module], str] = {
+        nn.Conv2d: "conv",
+        nn.BatchNorm2d: "bn",
+        nn.ReLU: "relu",
+        nn.MaxPool2d: "pool",
+        nn.Flatten: "flatten",
+        nn.Dropout: "dropout",
+        nn.Linear: "dense",
+    }
+    return kinds.get(type(layer), "other")
 
 
 @dataclass
@@ -100,7 +118,7 @@ class LayerInfo:
 
 
 class ConvNet(nn.Module):
-    """conv/ReLU stages, each closed by a 2x2 max pool, then dense layers.
+    """conv/ReLU stages, each closed by a 2x2 max pool, then dense layers (no stages: an MLP).
 
     Layers live in one ordered `nn.Sequential` with stable names (conv1, relu1, pool1,
     conv2, ...) because their number is configuration; `features` walks it and keeps
@@ -141,14 +159,19 @@ class ConvNet(nn.Module):
     def layer_names(self) -> list[str]:
         return [name for name, _ in self.layers.named_children()]
 
+    def kinds(self) -> dict[str, str]:
+        return {name: layer_kind(m) for name, m in self.layers.named_children()}
+
     @property
     def feature_layer_names(self) -> list[str]:
-        """The layers whose outputs are images: conv, batch-norm, ReLU and pool."""
-        return [
-            name
-            for name, m in self.layers.named_children()
-            if isinstance(m, nn.Conv2d | nn.BatchNorm2d | nn.ReLU | nn.MaxPool2d) and not name.startswith("relu_fc")
-        ]
+        """The layers whose outputs are images (conv, batch-norm, ReLU and pool): those
+        before the flatten."""
+        names = []
+        for name, kind in self.kinds().items():
+            if kind == "flatten":
+                break
+            names.append(name)
+        return names
 
     def features(self, x: torch.Tensor, names: Iterable[str] = ()) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Logits and the activations of the named layers, from one forward pass."""

@@ -42,7 +42,7 @@ def test_http_predictions_equal_offline_model(client, mnist_test):
     from model.checkpoint import load_checkpoint
     from model.evaluate import evaluate
 
-    offline = evaluate(load_checkpoint("weights/model.safetensors"), mnist_test.images, mnist_test.labels)
+    offline = evaluate(load_checkpoint("weights/shipped/model.safetensors"), mnist_test.images, mnist_test.labels)
     correct = 0
     for start in range(0, 1000, 16):
         batch = [
@@ -138,7 +138,7 @@ def test_preprocessed_png_shows_what_the_network_saw(client, mnist_test):
 
 def test_model_card_endpoint(client):
     card = client.get("/v1/model").json()
-    shipped = json.loads(Path("weights/model_card.json").read_text())
+    shipped = json.loads(Path("weights/shipped/model_card.json").read_text())
     assert card["weights_sha256"] == shipped["weights"]["sha256"]
     assert card["test_accuracy"] == shipped["metrics"]["test_accuracy"]
     assert (
@@ -220,14 +220,15 @@ def test_every_error_status_from_a_real_bad_input(client, settings, mnist_test):
 def test_missing_or_corrupt_weights_stop_startup(tmp_path):
     with (
         pytest.raises(CheckpointError, match=r"weights file not found|model card not found"),
-        TestClient(create_app(Settings(weights_path=tmp_path / "none.safetensors"))),
+        TestClient(create_app(Settings(weights_dir=tmp_path, models=["shipped"]))),
     ):
         pass
-    (tmp_path / "model.safetensors").write_bytes(b"garbage")
-    (tmp_path / "model_card.json").write_text(Path("weights/model_card.json").read_text())
+    (tmp_path / "shipped").mkdir()
+    (tmp_path / "shipped" / "model.safetensors").write_bytes(b"garbage")
+    (tmp_path / "shipped" / "model_card.json").write_text(Path("weights/shipped/model_card.json").read_text())
     with (
         pytest.raises(CheckpointError, match="sha256"),
-        TestClient(create_app(Settings(weights_path=tmp_path / "model.safetensors"))),
+        TestClient(create_app(Settings(weights_dir=tmp_path, models=["shipped"]))),
     ):
         pass
 

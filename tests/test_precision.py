@@ -6,29 +6,29 @@ from fastapi.testclient import TestClient
 
 from app.config import Settings
 from app.main import create_app
-from app.predictor import Predictor, to_tensor
+from app.served_model import ServedModel, to_tensor
 from app.preprocess import preprocess_array
 from tests.conftest import png_bytes
 
 
 @pytest.fixture(scope="module")
-def predictors() -> dict[str, Predictor]:
+def predictors() -> dict[str, ServedModel]:
     s = Settings()
-    return {p: Predictor.load(s.weights_path, s.resolved_card_path, p) for p in ("float32", "bfloat16")}
+    return {p: ServedModel.load("shipped", s.model_dir("shipped"), p) for p in ("float32", "bfloat16")}
 
 
 @pytest.mark.parametrize(("native", "dtype"), [(True, torch.bfloat16), (False, torch.float32)])
 def test_auto_serves_bfloat16_only_where_the_cpu_has_it(monkeypatch, native, dtype):
-    monkeypatch.setattr("app.predictor.cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr("app.served_model.cpu_has_native_bf16", lambda: native)
     s = Settings()
-    auto = Predictor.load(s.weights_path, s.resolved_card_path, "auto")
-    assert auto.fast.layers.fc.weight.dtype == dtype
-    assert auto.model.layers.fc.weight.dtype == torch.float32  # feature maps stay float32
+    auto = ServedModel.load("shipped", s.model_dir("shipped"), "auto")
+    assert auto.serving.layers.fc.weight.dtype == dtype
+    assert auto.reference.layers.fc.weight.dtype == torch.float32  # feature maps stay float32
 
 
 def test_explicit_precisions(predictors):
-    assert predictors["bfloat16"].fast.layers.fc.weight.dtype == torch.bfloat16
-    assert predictors["float32"].fast.layers.fc.weight.dtype == torch.float32
+    assert predictors["bfloat16"].serving.layers.fc.weight.dtype == torch.bfloat16
+    assert predictors["float32"].serving.layers.fc.weight.dtype == torch.float32
 
 
 def test_bfloat16_gives_the_float32_answers(predictors, mnist_test):
@@ -60,7 +60,7 @@ def test_a_served_temperature_softens_every_probability_and_changes_no_digit(pre
     base = predictors["float32"]
     card = copy.deepcopy(base.card)
     card["calibration"] = {"temperature": 2.0}
-    warm = Predictor(model=base.model, card=card, precision="float32")
+    warm = ServedModel(name="warm", reference=base.reference, card=card, precision="float32")
     x = to_tensor([preprocess_array(img)[0] for img in mnist_test.images[:50]])
     logits = base.logits(x)
     torch.testing.assert_close(warm.probabilities(x), torch.softmax(logits / 2.0, dim=1))

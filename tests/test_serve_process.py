@@ -86,14 +86,14 @@ def test_multi_worker_mode_serves_and_counts_across_workers(mnist_test):
 
 
 def test_missing_weights_stop_startup_with_one_clear_line(tmp_path):
-    env = {**os.environ, "CONVLENS_WEIGHTS_PATH": str(tmp_path / "nope.safetensors"), "PORT": "0"}
+    env = {**os.environ, "CONVLENS_WEIGHTS_DIR": str(tmp_path / "nope"), "PORT": "0"}
     out = subprocess.run(
         [sys.executable, "-m", "app.serve"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )
     assert out.returncode == 1
     lines = (out.stdout + out.stderr).strip().splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith("convlens: cannot start: weights file not found") and "nope.safetensors" in lines[0]
+    assert lines[0].startswith("convlens: cannot start: weights file not found") and "nope/shipped/model.safetensors" in lines[0]
 
 
 def test_slow_clients_do_not_stall_the_others(mnist_test):

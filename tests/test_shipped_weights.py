@@ -9,8 +9,8 @@ from model.checkpoint import CheckpointError, load_checkpoint, sha256_file
 from model.data import load_split
 from model.evaluate import evaluate
 
-WEIGHTS = Path("weights/model.safetensors")
-CARD = json.loads(Path("weights/model_card.json").read_text())
+WEIGHTS = Path("weights/shipped/model.safetensors")
+CARD = json.loads(Path("weights/shipped/model_card.json").read_text())
 
 
 def test_card_sha256_matches_weights_file():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from app.predictor import Predictor, to_tensor
+from app.served_model import ServedModel, to_tensor
 from app.preprocess import preprocess
 from model.uploads import HELDOUT_FAMILIES, TRAINING_FAMILIES, TUNE, TUNING_FAMILIES, pen_stroke
 
@@ -16,8 +16,8 @@ MAX_PIXELS = 50_000_000
 
 
 @pytest.fixture(scope="module")
-def predictor(settings) -> Predictor:
-    return Predictor.load(settings.weights_path, settings.resolved_card_path, "float32")
+def predictor(settings) -> ServedModel:
+    return ServedModel.load("shipped", settings.model_dir("shipped"), "float32")
 
 
 def seen(name: str) -> np.ndarray:

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import time
 from typing import Annotated, Literal
 
 import numpy as np
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from app.deps import PredictorDep, ServiceDep, SettingsDep
+from app.deps import ModelDep, ServiceDep, SettingsDep
 from app.errors import UnknownLayer
-from app.inference import ms, prepare, to_prediction
-from app.predictor import Predictor, to_tensor
+from app.pipeline import activations, preprocess_upload, scored_prediction
 from app.render import NORMALIZATION, feature_grid_png, input_png
-from app.routes.docs import IMAGE_BODY, UPLOAD_ERRORS, errors
-from app.schemas import FeatureMapsResponse, InputImage, LayerActivation, Timing
+from app.routes.openapi import IMAGE_BODY, UPLOAD_ERRORS, errors
+from app.schemas import FeatureMapsResponse, InputImage, LayerActivation
+from app.served_model import ServedModel, to_tensor
 from app.uploads import read_upload
 
 router = APIRouter(prefix="/v1", tags=["feature maps"])
@@ -30,22 +28,25 @@ def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
-def _signed(layer_type: str) -> bool:
-    return layer_type in ("Conv2d", "BatchNorm2d")
+def _signed(model: ServedModel, layer: str) -> bool:
+    """Conv and batch-norm outputs have a sign; ReLU and pool outputs do not."""
+    return model.kinds[layer] in ("conv", "bn")
 
 
-def _unknown(predictor: Predictor, what: str) -> UnknownLayer:
-    return UnknownLayer(f"unknown layer(s) {what}; choose from {', '.join(predictor.feature_layers)}")
+def _unknown(model: ServedModel, what: str) -> UnknownLayer:
+    if not model.feature_layers:
+        return UnknownLayer(f"unknown layer(s) {what}: model {model.name!r} has no conv or pool layers")
+    return UnknownLayer(f"unknown layer(s) {what}; {model.name!r} has {', '.join(model.feature_layers)}")
 
 
-def resolve_layers(predictor: Predictor, layers: str | None) -> list[str]:
+def resolve_layers(model: ServedModel, layers: str | None) -> list[str]:
     """Comma-separated names -> checked, de-duplicated list in the order given."""
     if not layers:
-        return predictor.default_layers
+        return model.default_layers
     names = list(dict.fromkeys(n.strip() for n in layers.split(",") if n.strip()))
-    unknown = [n for n in names if n not in predictor.feature_layers]
+    unknown = [n for n in names if n not in model.feature_layers]
     if unknown or not names:
-        raise _unknown(predictor, ", ".join(unknown) or repr(layers))
+        raise _unknown(model, ", ".join(unknown) or repr(layers))
     return names
 
 
@@ -62,6 +63,7 @@ def _round(a: np.ndarray) -> list:  # type: ignore[type-arg]
 async def feature_maps(
     request: Request,
     service: ServiceDep,
+    model: ModelDep,
     layers: Annotated[
         str | None, Query(description="comma-separated layer names; default: every conv, ReLU and pool layer")
     ] = None,
@@ -70,21 +72,15 @@ async def feature_maps(
     norm: Norm = "layer",
 ) -> FeatureMapsResponse:
     """The prediction plus every conv/ReLU/pool layer's activations for one image."""
-    settings, predictor, metrics = service.settings, service.predictor, service.metrics
-    names = resolve_layers(predictor, layers)
-    start = time.perf_counter()
+    names = resolve_layers(model, layers)
     upload = await read_upload(request)
-    pre, t_pre = await prepare(upload.data, settings)
-    t0 = time.perf_counter()
-    x = to_tensor(pre.pixels)
-    probs, acts = await asyncio.gather(service.scheduler.submit(x), run_in_threadpool(predictor.features, x, names))
-    t_inf = time.perf_counter() - t0
-    types = predictor.layer_types
+    acts = await activations(upload.data, service, model, names)
+    pre, types = acts.scored.pre, model.layer_types
 
     def build() -> tuple[list[LayerActivation], InputImage]:
         out = []
         for name in names:
-            a = acts[name][0].numpy()
+            a = acts.layers[name]
             out.append(
                 LayerActivation(
                     name=name,
@@ -93,7 +89,7 @@ async def feature_maps(
                     min=float(a.min()),
                     max=float(a.max()),
                     values=_round(a) if values else None,
-                    png=data_uri(feature_grid_png(a, _signed(types[name]), norm == "channel")) if png else None,
+                    png=data_uri(feature_grid_png(a, _signed(model, name), norm == "channel")) if png else None,
                 )
             )
         image = InputImage(
@@ -102,8 +98,7 @@ async def feature_maps(
         return out, image
 
     layer_rows, image = await run_in_threadpool(build)
-    timing = Timing(preprocess_ms=ms(t_pre), inference_ms=ms(t_inf), total_ms=ms(time.perf_counter() - start))
-    prediction = to_prediction(probs[0], pre, predictor.version, timing, metrics)
+    prediction = scored_prediction(acts.scored, model, service.metrics)
     return FeatureMapsResponse(prediction=prediction, input_image=image, normalization=NORMALIZATION, layers=layer_rows)
 
 
@@ -114,17 +109,17 @@ async def feature_maps(
     openapi_extra=IMAGE_BODY,
 )
 async def feature_map_png(
-    layer: str, request: Request, settings: SettingsDep, predictor: PredictorDep, norm: Norm = "layer"
+    layer: str, request: Request, settings: SettingsDep, model: ModelDep, norm: Norm = "layer"
 ) -> Response:
     """A PNG grid of every channel of one layer for one image (colours: see /v1/feature-maps)."""
-    if layer not in predictor.feature_layers:
-        raise _unknown(predictor, layer)
+    if layer not in model.feature_layers:
+        raise _unknown(model, layer)
     upload = await read_upload(request)
-    pre, _ = await prepare(upload.data, settings)
-    signed = _signed(predictor.layer_types[layer])
+    pre, _ = await preprocess_upload(upload.data, settings)
+    signed = _signed(model, layer)
 
     def render() -> bytes:
-        acts = predictor.features(to_tensor(pre.pixels), [layer])
+        acts = model.features(to_tensor(pre.pixels), [layer])
         return feature_grid_png(acts[layer][0].numpy(), signed, norm == "channel")
 
     return Response(await run_in_threadpool(render), media_type="image/png")
@@ -134,5 +129,5 @@ async def feature_map_png(
 async def preprocessed_png(request: Request, settings: SettingsDep) -> Response:
     """The 28 x 28 input the network sees for this image, enlarged 8x (white ink on black)."""
     upload = await read_upload(request)
-    pre, _ = await prepare(upload.data, settings)
+    pre, _ = await preprocess_upload(upload.data, settings)
     return Response(await run_in_threadpool(input_png, pre.pixels), media_type="image/png")

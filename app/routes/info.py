@@ -6,45 +6,33 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from app.deps import MetricsDep, PredictorDep
+from app.deps import MetricsDep, ModelDep, ServiceDep
 from app.errors import UnknownLayer
+from app.model_cards import model_card
 from app.render import feature_grid_png
-from app.routes.docs import errors
-from app.schemas import Health, LayerRow, ModelCard, Readiness, TrainingSummary
+from app.routes.openapi import errors
+from app.schemas import Health, ModelCard, ModelList, Readiness
 
 router = APIRouter(tags=["service"])
 
 
-@router.get("/v1/model", response_model=ModelCard)
-def model_card(predictor: PredictorDep) -> ModelCard:
-    """The model card: architecture, layer table, parameter count, test accuracy, version."""
-    card = predictor.card
-    training = card.get("training", {})
-    metrics = card.get("metrics", {})
-    return ModelCard(
-        name=card.get("name", "convlens"),
-        version=predictor.version,
-        description=card.get("description"),
-        created=card.get("created"),
-        architecture=predictor.model.config.to_dict(),
-        layers=[
-            LayerRow(name=r.name, type=r.type, output_shape=r.output_shape, parameters=r.parameters)
-            for r in predictor.layers
-        ],
-        parameters=sum(r.parameters for r in predictor.layers),
-        feature_layers=predictor.feature_layers,
-        test_accuracy=metrics.get("test_accuracy"),
-        per_class_accuracy=metrics.get("per_class_accuracy"),
-        confusion_matrix=metrics.get("confusion_matrix"),
-        weights_sha256=card["weights"]["sha256"],
-        serving_precision=predictor.precision,
-        training=TrainingSummary(
-            **{k: training.get(k) for k in ("command", "seed", "epochs", "best_epoch", "seconds")},
-            history=training.get("history", []),
-        ),
-        data=card.get("data", {}),
-        environment=card.get("environment", {}),
-    )
+@router.get("/v1/model", response_model=ModelCard, responses=errors(404))
+def default_model_card(model: ModelDep) -> ModelCard:
+    """The default model's card (or `?model=`'s): architecture, layer table, parameter
+    count, test accuracy, version."""
+    return model_card(model)
+
+
+@router.get("/v1/models", response_model=ModelList)
+def list_models(service: ServiceDep) -> ModelList:
+    """Every served model's card, and which one answers when a request names none."""
+    return ModelList(default=service.models.default, models=[model_card(m) for m in service.models])
+
+
+@router.get("/v1/models/{name}", response_model=ModelCard, responses=errors(404))
+def named_model_card(name: str, service: ServiceDep) -> ModelCard:
+    """One model's card by name."""
+    return model_card(service.models.get(name))
 
 
 @router.get(
@@ -52,14 +40,13 @@ def model_card(predictor: PredictorDep) -> ModelCard:
     response_class=Response,
     responses={200: {"content": {"image/png": {}}, "description": "a PNG picture"}, **errors(404)},
 )
-def filters_png(layer: str, predictor: PredictorDep) -> Response:
+def filters_png(layer: str, model: ModelDep) -> Response:
     """The learned 3x3 filters of a conv layer whose input is one channel (conv1), as a
     PNG grid: blue negative, white 0, red positive weights, scaled by the largest |weight|."""
-    weights = predictor.filters(layer)
+    weights = model.filters(layer)
     if weights is None:
-        raise UnknownLayer(
-            f"no single-input conv layer {layer!r}; filters are drawn for {', '.join(predictor.filter_layers)}"
-        )
+        drawn = ", ".join(model.filter_layers) or "none of its layers"
+        raise UnknownLayer(f"no single-input conv layer {layer!r} in {model.name!r}; filters are drawn for {drawn}")
     return Response(feature_grid_png(weights, signed=True), media_type="image/png")
 
 
@@ -71,12 +58,14 @@ async def healthz() -> Health:
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness, "description": "not ready"}})
 async def readyz(request: Request) -> Response:
-    """Readiness: the model is loaded and warmed up."""
+    """Readiness: every model is loaded and warmed up."""
     service = getattr(request.state, "service", None)
-    predictor = service.predictor if service is not None else None
-    if predictor is None or not predictor.ready:
+    if service is None or not service.models.ready:
         return JSONResponse(Readiness(status="starting").model_dump(), status_code=503)
-    return JSONResponse(Readiness(status="ready", model_version=predictor.version).model_dump())
+    default = service.models.default_model
+    return JSONResponse(
+        Readiness(status="ready", model_version=default.version, models=list(service.models.models)).model_dump()
+    )
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})

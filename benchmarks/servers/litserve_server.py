@@ -20,7 +20,7 @@ from model.evaluate import normalize
 class DigitAPI(ls.LitAPI):
     def setup(self, device: str) -> None:
         torch.set_num_threads(int(os.environ.get("TORCH_THREADS", "1")))
-        self.model = load_checkpoint(Settings().weights_path)
+        self.model = load_checkpoint(Settings().model_dir("shipped") / "model.safetensors")
 
     def decode_request(self, request):  # type: ignore[no-untyped-def]
         # runs in LitServe's inference worker, on the form it pickled across processes

@@ -18,7 +18,7 @@ from model.checkpoint import load_checkpoint
 from model.evaluate import normalize
 
 torch.set_num_threads(int(__import__("os").environ.get("TORCH_THREADS", "1")))
-model = load_checkpoint(Settings().weights_path)
+model = load_checkpoint(Settings().model_dir("shipped") / "model.safetensors")
 app = FastAPI()
 
 

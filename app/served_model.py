@@ -1,9 +1,7 @@
-"""The loaded network and its card, checked and warmed up once at start-up."""
+"""One named network as the service runs it: checked weights, card, serving copy, batcher."""
 
 from __future__ import annotations
 
-import json
-import logging
 import time
 from dataclasses import dataclass, field
 from functools import cache
@@ -14,10 +12,9 @@ import numpy as np
 import torch
 
 from app.config import Precision
-from model.checkpoint import CheckpointError, load_checkpoint
+from app.scheduler import BatchScheduler, BatchStats
+from model.card import load_folder
 from model.net import MNIST_MEAN, MNIST_STD, ConvNet, LayerInfo, fused_for_inference
-
-log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -40,62 +37,76 @@ def resolve_precision(choice: Precision) -> Literal["float32", "bfloat16"]:
 
 
 @dataclass
-class Predictor:
-    """`fast` makes every prediction: BN folded, channels-last, in the serving precision
+class ServedModel:
+    """`serving` makes every prediction: BN folded, channels-last, in the serving precision
     (bfloat16 halves the batched forward pass on CPUs that have it; 9,999 of the 10,000
-    MNIST test digits get the float32 digit). `model` is the float32 network as trained,
-    whose every layer (BN included) the feature maps show."""
+    MNIST test digits get the float32 digit). `reference` is the float32 network as
+    trained, whose every layer (BN included) the feature maps and explanations show."""
 
-    model: ConvNet
+    name: str
+    reference: ConvNet
     card: dict[str, Any]
     precision: Precision = "float32"
     layers: list[LayerInfo] = field(init=False)
-    ready: bool = False
+    scheduler: BatchScheduler | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.precision = resolve_precision(self.precision)
         self.dtype = DTYPES[self.precision]
-        self.fast = fused_for_inference(self.model).to(self.dtype)
+        self.serving = fused_for_inference(self.reference).to(self.dtype)
         # the card's served temperature (model/calibrate.py): 1.0 when fitting one did not
         # help on unseen validation digits, and for weights trained before calibration
         self.temperature = float(self.card.get("calibration", {}).get("temperature", 1.0))
-        self.layers = self.model.layer_table()
+        self.layers = self.reference.layer_table()
+        self.kinds = self.reference.kinds()
         self.layer_types = {row.name: row.type for row in self.layers}
-        self.feature_layers = self.model.feature_layer_names
+        self.feature_layers = self.reference.feature_layer_names
         # the layers shown by default: the article's conv -> ReLU -> pool walk
-        self.default_layers = [n for n in self.feature_layers if not n.startswith("bn")]
+        self.default_layers = [n for n in self.feature_layers if self.kinds[n] != "bn"]
+        # Grad-CAM reads the last conv block's output: the ReLU after the last conv
+        self.last_conv_output: str | None = None
+        for name in self.feature_layers:
+            if self.kinds[name] == "conv" or (self.kinds[name] == "relu" and self.last_conv_output):
+                self.last_conv_output = name
+        self._warm = False
+
+    @classmethod
+    def load(cls, name: str, folder: Path, precision: Precision = "float32") -> ServedModel:
+        """Raises CheckpointError with one readable line on any problem."""
+        loaded = load_folder(folder)
+        return cls(name=name, reference=loaded.network, card=loaded.card, precision=precision)
+
+    @property
+    def version(self) -> str:
+        return str(self.card.get("version", "unknown"))
+
+    @property
+    def is_cnn(self) -> bool:
+        return self.last_conv_output is not None
+
+    @property
+    def ready(self) -> bool:
+        return self._warm and self.scheduler is not None
 
     @property
     def filter_layers(self) -> list[str]:
         """Conv layers that read the image itself: their 3x3 filters are pictures."""
         return [
-            n for n, m in self.model.layers.named_children() if isinstance(m, torch.nn.Conv2d) and m.in_channels == 1
+            n
+            for n, m in self.reference.layers.named_children()
+            if self.kinds[n] == "conv" and isinstance(m, torch.nn.Conv2d) and m.in_channels == 1
         ]
 
     def filters(self, layer: str) -> np.ndarray | None:
         """(C, k, k) weights of a layer in `filter_layers`, else None."""
         if layer not in self.filter_layers:
             return None
-        return getattr(self.model.layers, layer).weight.detach()[:, 0].numpy()
+        return getattr(self.reference.layers, layer).weight.detach()[:, 0].numpy()
 
-    @property
-    def version(self) -> str:
-        return str(self.card.get("version", "unknown"))
-
-    @classmethod
-    def load(cls, weights: Path, card_path: Path, precision: Precision = "float32") -> Predictor:
-        """Raises CheckpointError with one readable line on any problem."""
-        if not weights.is_file():
-            raise CheckpointError(f"weights file not found: {weights}")
-        if not card_path.is_file():
-            raise CheckpointError(f"model card not found: {card_path}")
-        try:
-            card = json.loads(card_path.read_text())
-            expected = card["weights"]["sha256"]
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise CheckpointError(f"model card {card_path} is unreadable: {e}") from e
-        model = load_checkpoint(weights, expected_sha256=expected)
-        return cls(model=model, card=card, precision=precision)
+    def make_scheduler(self, stats: BatchStats, **options: Any) -> BatchScheduler:
+        """This model's own micro-batcher, so one model's queue never holds up another's."""
+        self.scheduler = BatchScheduler(self.probabilities, stats=stats, **options)
+        return self.scheduler
 
     def warm_up(self, max_batch: int) -> float:
         """Run every batch shape once so the first user does not pay for allocation."""
@@ -103,12 +114,15 @@ class Predictor:
         for b in sorted({1, 2, 4, 8, min(max_batch, 64), max_batch}):
             self.logits(torch.zeros(b, 1, 28, 28))
         self.features(torch.zeros(1, 1, 28, 28), self.feature_layers)
-        self.ready = True
+        self._warm = True
         return time.perf_counter() - start
+
+    def skip_warm_up(self) -> None:
+        self._warm = True
 
     @torch.inference_mode()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fast(x.to(self.dtype).contiguous(memory_format=torch.channels_last)).float()
+        return self.serving(x.to(self.dtype).contiguous(memory_format=torch.channels_last)).float()
 
     def probabilities(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.logits(x)
@@ -117,8 +131,8 @@ class Predictor:
     @torch.inference_mode()
     def features(self, x: torch.Tensor, names: list[str]) -> dict[str, torch.Tensor]:
         """Activations of the float32 network. Its probabilities are not returned: every
-        prediction comes from `fast`, so an image gets the same ones on every endpoint."""
-        return self.model.features(x, names)[1]
+        prediction comes from `serving`, so an image gets the same ones on every endpoint."""
+        return self.reference.features(x, names)[1]
 
 
 def to_tensor(pixels: np.ndarray | list[np.ndarray]) -> torch.Tensor:

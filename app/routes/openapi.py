@@ -44,7 +44,7 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     text = {
         400: "Empty, undecodable or blank image",
         401: "Missing or wrong X-API-Key (only when an API key is configured)",
-        404: "Unknown layer",
+        404: "Unknown model, or unknown layer",
         413: "Body over the byte limit, or image over the pixel limit",
         415: "Unsupported content type or image format",
         422: "Malformed request",
