@@ -6,8 +6,8 @@ from fastapi.testclient import TestClient
 
 from app.config import Settings
 from app.main import create_app
-from app.served_model import ServedModel, to_tensor
 from app.preprocess import preprocess_array
+from app.served_model import ServedModel, to_tensor
 from tests.conftest import png_bytes
 
 

@@ -93,7 +93,8 @@ def test_missing_weights_stop_startup_with_one_clear_line(tmp_path):
     assert out.returncode == 1
     lines = (out.stdout + out.stderr).strip().splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith("convlens: cannot start: weights file not found") and "nope/shipped/model.safetensors" in lines[0]
+    assert lines[0].startswith("convlens: cannot start: weights file not found")
+    assert "nope/shipped/model.safetensors" in lines[0]
 
 
 def test_slow_clients_do_not_stall_the_others(mnist_test):
