@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     max_wait_ms: float = Field(0.0, ge=0, le=1000)  # 0: a pass takes what queued during the previous one
     max_queue: int = Field(512, ge=1)
     retry_after_s: int = Field(1, ge=1)
+    # feature maps, explanations, shift experiments: at most this many at once per process,
+    # this many more waiting, the rest 503 (see app/admission.py)
+    expensive_concurrency: int = Field(2, ge=1)
+    expensive_queue: int = Field(8, ge=0)
 
     warmup: bool = True
     gc_freeze: bool = True  # exempt start-up objects from garbage collection (see main.py)

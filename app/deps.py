@@ -9,6 +9,7 @@ for each request, and under load four of them cost 9 % of the event loop's time.
 from __future__ import annotations
 
 import secrets
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
@@ -45,6 +46,15 @@ async def _metrics(request: Request) -> Metrics:
 
 ServiceDep = Annotated[Service, Depends(_service)]
 ModelDep = Annotated[ServedModel, Depends(_model)]
+
+
+async def _expensive_slot(request: Request) -> AsyncIterator[None]:
+    async with request.state.service.expensive.slot():
+        yield
+
+
+# on the routes that cost 10-100x a prediction: bounded concurrency, else 503
+EXPENSIVE = Depends(_expensive_slot)
 SettingsDep = Annotated[Settings, Depends(_settings)]
 MetricsDep = Annotated[Metrics, Depends(_metrics)]
 

@@ -66,6 +66,10 @@ class UnknownLayer(ApiError):
     code = "unknown_layer"
 
 
+class UnsupportedMethod(ApiError):
+    code = "unsupported_method"
+
+
 class UnknownModel(ApiError):
     status = 404
     code = "unknown_model"

@@ -20,15 +20,17 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.telemetry import TelemetryConfig
 from PIL import Image
 
+from app.admission import Gate
 from app.config import Settings, get_settings
 from app.deps import require_api_key
 from app.errors import install_error_handlers
+from app.explain import Explainer
 from app.limits import BodyLimitMiddleware, TimeoutMiddleware
 from app.metrics import Metrics, MetricsMiddleware
 from app.pipeline import Service
 from app.preprocess import preprocess
 from app.registry import ModelRegistry
-from app.routes import features, info, page, predict
+from app.routes import features, info, insight, page, predict
 from app.scheduler import BatchStats
 
 log = logging.getLogger("convlens")
@@ -83,7 +85,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             gc.set_threshold(settings.gc_threshold, *thresholds[1:])
         start = time.perf_counter()
         try:
-            yield {"service": Service(settings, metrics, models)}
+            explainers = {model.name: Explainer(model) for model in models}
+            gate = Gate(settings.expensive_concurrency, settings.expensive_queue, settings.retry_after_s)
+            yield {"service": Service(settings, metrics, models, explainers, gate)}
         finally:
             for model in models:  # queued inference finishes before the process exits
                 assert model.scheduler is not None
@@ -107,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     guarded = [Depends(require_api_key)] if settings.api_key else []
     app.include_router(predict.router, dependencies=guarded)
     app.include_router(features.router, dependencies=guarded)
+    app.include_router(insight.router, dependencies=guarded)
     app.include_router(info.router)
     app.include_router(page.router)
     app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")

@@ -19,13 +19,16 @@ import torch
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
+from app.admission import Gate
 from app.config import Settings
 from app.errors import ApiError
+from app.explain import Explainer, Method
 from app.metrics import Metrics
 from app.preprocess import INLINE_BYTES, Preprocessed, finish, is_cheap, open_image, preprocess
 from app.registry import ModelRegistry
 from app.schemas import InputInfo, Prediction, Timing
 from app.served_model import ServedModel, to_tensor
+from app.shift import all_shifts, cosine_to_first, offsets
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,8 @@ class Service:
     settings: Settings
     metrics: Metrics
     models: ModelRegistry
+    explainers: dict[str, Explainer]
+    expensive: Gate  # admission for the endpoints that cost 10-100x a prediction
 
 
 @dataclass(frozen=True)
@@ -170,3 +175,59 @@ async def activations(data: bytes, service: Service, model: ServedModel, names: 
     probs, acts = await asyncio.gather(model.scheduler.submit(x), run_in_threadpool(model.features, x, names))
     scored = Scored(pre, probs[0], t_pre, time.perf_counter() - start)
     return Activations(scored, {name: acts[name][0].numpy() for name in names})
+
+
+@dataclass(frozen=True)
+class Explained:
+    scored: Scored
+    target: int
+    heatmap: np.ndarray  # (28, 28) in [0, 1]
+
+
+async def explain_upload(
+    data: bytes, service: Service, model: ServedModel, target: int | None, method: Method
+) -> Explained:
+    """The prediction and a heat map of the evidence for `target` (default: the digit)."""
+    assert model.scheduler is not None
+    explainer = service.explainers[model.name]
+    if method not in explainer.methods():
+        explainer.heatmap(torch.zeros(1, 1, 28, 28), 0, method)  # raises UnsupportedMethod
+    start = time.perf_counter()
+    pre, t_pre = await preprocess_upload(data, service.settings)
+    x = to_tensor(pre.pixels)
+    probs = (await model.scheduler.submit(x))[0]
+    chosen = int(probs.argmax()) if target is None else target
+    heat = await run_in_threadpool(explainer.heatmap, x, chosen, method)
+    return Explained(Scored(pre, probs, t_pre, time.perf_counter() - start), chosen, heat)
+
+
+@dataclass(frozen=True)
+class ShiftRun:
+    model: ServedModel
+    probabilities: torch.Tensor  # (n_shifts, 10), in offsets() order
+    conv_cosine: list[float] | None  # first conv output vs unshifted, per shift
+    pool_cosine: list[float] | None  # last pool output vs unshifted, per shift
+
+
+async def shift_experiment(
+    data: bytes, service: Service, max_shift: int
+) -> tuple[Preprocessed, list[tuple[int, int]], list[ShiftRun]]:
+    """Every model on every shifted copy of the upload's 28 x 28 input."""
+    pre, _ = await preprocess_upload(data, service.settings)
+    grid = offsets(max_shift)
+    x = to_tensor(all_shifts(pre.pixels, max_shift))
+    centre = grid.index((0, 0))
+
+    async def run(model: ServedModel) -> ShiftRun:
+        assert model.scheduler is not None
+        probs = await model.scheduler.submit(x)
+        if not model.is_cnn:
+            return ShiftRun(model, probs, None, None)
+        first_conv = next(n for n in model.feature_layers if model.kinds[n] == "conv")
+        last_pool = [n for n in model.feature_layers if model.kinds[n] == "pool"][-1]
+        acts = await run_in_threadpool(model.features, x, [first_conv, last_pool])
+        conv, pool = acts[first_conv], acts[last_pool]
+        return ShiftRun(model, probs, cosine_to_first(conv, conv[centre]), cosine_to_first(pool, pool[centre]))
+
+    runs = await asyncio.gather(*(run(m) for m in service.models))
+    return pre, grid, list(runs)

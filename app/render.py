@@ -91,3 +91,14 @@ def input_png(pixels: np.ndarray, scale: int = 8) -> bytes:
     g = np.clip(np.rint(pixels * 255), 0, 255).astype(np.uint8)
     g = g.repeat(scale, 0).repeat(scale, 1)
     return encode_png(np.stack([g] * 3, -1))
+
+
+def heatmap_png(pixels: np.ndarray, heat: np.ndarray, scale: int = 8) -> bytes:
+    """The heat map (black-purple-orange-yellow) laid over the 28 x 28 input, dimmed to
+    grey so the heat stands out, both enlarged `scale` times; where the heat is 0 the
+    input shows through."""
+    grey = np.stack([np.clip(pixels, 0, 1)] * 3, -1) * 110
+    colour = SEQUENTIAL[np.clip(np.rint(heat * 255), 0, 255).astype(np.uint8)].astype(np.float64)
+    alpha = np.sqrt(np.clip(heat, 0, 1))[..., None]  # sqrt: weak evidence stays visible
+    rgb = np.clip(np.rint((1 - alpha) * grey + alpha * colour), 0, 255).astype(np.uint8)
+    return encode_png(rgb.repeat(scale, 0).repeat(scale, 1))

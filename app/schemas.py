@@ -78,6 +78,47 @@ class FeatureMapsResponse(BaseModel):
     layers: list[LayerActivation]
 
 
+class Explanation(BaseModel):
+    model: str
+    digit: int = Field(ge=0, le=9, description="the predicted digit")
+    target: int = Field(ge=0, le=9, description="the digit whose evidence the heat map shows")
+    method: Literal["gradcam", "saliency", "occlusion"]
+    heatmap: list[list[float]] = Field(
+        description="28 x 28 numbers in [0, 1] on the grid of input_image: how much each pixel counted"
+    )
+    prediction: Prediction
+    input_image: list[list[float]] = Field(description="the 28 x 28 ink map the network saw")
+
+
+class ShiftResult(BaseModel):
+    dx: int = Field(description="pixels to the right (negative: left)")
+    dy: int = Field(description="pixels down (negative: up)")
+    digit: int
+    confidence: float
+    conv_cosine: float | None = Field(
+        None, description="cosine similarity of the first conv output with the unshifted one (CNNs only)"
+    )
+    pool_cosine: float | None = Field(
+        None, description="cosine similarity of the last pool output with the unshifted one (CNNs only)"
+    )
+
+
+class ShiftModelResult(BaseModel):
+    model: str
+    parameters: int
+    digit: int = Field(description="the prediction for the unshifted input")
+    stable: float = Field(description="share of shifts that keep the unshifted prediction")
+    mean_conv_cosine: float | None = None
+    mean_pool_cosine: float | None = None
+    shifts: list[ShiftResult]
+
+
+class ShiftExperiment(BaseModel):
+    max_shift: int
+    input_image: list[list[float]] = Field(description="the unshifted 28 x 28 ink map")
+    models: list[ShiftModelResult]
+
+
 class LayerRow(BaseModel):
     name: str
     type: str

@@ -9,7 +9,7 @@ import numpy as np
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from app.deps import ModelDep, ServiceDep, SettingsDep
+from app.deps import EXPENSIVE, ModelDep, ServiceDep, SettingsDep
 from app.errors import UnknownLayer
 from app.pipeline import activations, preprocess_upload, scored_prediction
 from app.render import NORMALIZATION, feature_grid_png, input_png
@@ -59,6 +59,7 @@ def _round(a: np.ndarray) -> list:  # type: ignore[type-arg]
     response_model=FeatureMapsResponse,
     responses={**UPLOAD_ERRORS, **errors(404)},
     openapi_extra=IMAGE_BODY,
+    dependencies=[EXPENSIVE],
 )
 async def feature_maps(
     request: Request,
@@ -70,7 +71,7 @@ async def feature_maps(
     values: Annotated[bool, Query(description="include the activation values")] = True,
     png: Annotated[bool, Query(description="embed each layer's PNG grid (and the input) as a data URI")] = False,
     norm: Norm = "layer",
-) -> FeatureMapsResponse:
+) -> Response:
     """The prediction plus every conv/ReLU/pool layer's activations for one image."""
     names = resolve_layers(model, layers)
     upload = await read_upload(request)
@@ -99,7 +100,9 @@ async def feature_maps(
 
     layer_rows, image = await run_in_threadpool(build)
     prediction = scored_prediction(acts.scored, model, service.metrics)
-    return FeatureMapsResponse(prediction=prediction, input_image=image, normalization=NORMALIZATION, layers=layer_rows)
+    body = FeatureMapsResponse(prediction=prediction, input_image=image, normalization=NORMALIZATION, layers=layer_rows)
+    # megabytes of JSON with png=true: serialised off the event loop, inside the slot
+    return Response(await run_in_threadpool(body.model_dump_json), media_type="application/json")
 
 
 @router.post(
@@ -107,6 +110,7 @@ async def feature_maps(
     response_class=Response,
     responses={**PNG, **UPLOAD_ERRORS, **errors(404)},
     openapi_extra=IMAGE_BODY,
+    dependencies=[EXPENSIVE],
 )
 async def feature_map_png(
     layer: str, request: Request, settings: SettingsDep, model: ModelDep, norm: Norm = "layer"
