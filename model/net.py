@@ -92,6 +92,14 @@ SHIPPED = NetConfig(channels=(32, 64), convs_per_stage=2, padding=1, batch_norm=
 # The article's starting point: no convolutions, flatten 784 -> dense 128 -> ReLU -> dense 10.
 MLP = NetConfig(channels=(), hidden=128)
 PRESETS: dict[str, NetConfig] = {"article": ARTICLE, "shipped": SHIPPED, "mlp": MLP}
+DESCRIPTIONS = {
+    "shipped": "The shipped network: the article's conv-ReLU-pool pattern with two 3x3 convs per stage, "
+    "padding and batch norm (28 -> 28 -> 14 -> 14 -> 7), trained on MNIST and rendered uploads.",
+    "article": "The article's own network: 3x3 conv 16, ReLU, 2x2 max pool, 3x3 conv 32, ReLU, 2x2 max pool, "
+    "dense 10, no padding (28 -> 26 -> 13 -> 11 -> 5).",
+    "mlp": "The article's starting point, a multi-layer perceptron: flatten 784, dense 128, ReLU, dense 10. "
+    "No convolutions, so no feature maps.",
+}
 
 
 def layer_kind(layer: nn.Module) -> str:

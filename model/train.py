@@ -39,7 +39,7 @@ from model.calibrate import calibrate
 from model.checkpoint import save_checkpoint
 from model.data import DatasetError, load_split
 from model.evaluate import Metrics, evaluate, normalize
-from model.net import MNIST_MEAN, MNIST_STD, PRESETS, ConvNet, NetConfig, count_parameters
+from model.net import DESCRIPTIONS, MNIST_MEAN, MNIST_STD, PRESETS, ConvNet, NetConfig, count_parameters
 from model.uploads import TRAIN, fonts
 
 log = logging.getLogger("model.train")
@@ -164,7 +164,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--data-dir", default="data/mnist", help="MNIST IDX files; downloaded there if missing (default: %(default)s)"
     )
-    p.add_argument("--out-dir", default="weights", help="where weights and model card go (default: %(default)s)")
+    p.add_argument("--out-dir", help="where weights and model card go (default: weights/ARCH)")
     p.add_argument(
         "--arch", choices=sorted(PRESETS), default="shipped", help="architecture preset (default: %(default)s)"
     )
@@ -215,6 +215,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.arch, args.epochs, args.no_verify, args.quiet = "article", min(args.epochs, 2), True, True
         args.val_size = min(args.val_size, 200)
         args.upload_pool, args.upload_val, args.workers = min(args.upload_pool, 300), min(args.upload_val, 100), 1
+    args.out_dir = args.out_dir or f"weights/{args.arch}"
     return args
 
 
@@ -384,7 +385,7 @@ def build_card(
         "name": "convlens",
         "version": f"{args.arch}-{sha[:12]}",
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "description": "MNIST digit classifier: conv/ReLU stages closed by 2x2 max pools, then dense.",
+        "description": DESCRIPTIONS.get(args.arch, "MNIST digit classifier"),
         "architecture": {
             "preset": args.arch,
             "config": config.to_dict(),

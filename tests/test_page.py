@@ -103,6 +103,40 @@ def test_draw_a_digit_and_see_prediction_and_feature_maps(page, server):
     page.keyboard.press("Escape")
 
 
+def test_model_switch_why_overlay_and_shift_panel(page, server):
+    cards = httpx.get(server.url + "/v1/models").json()["models"]
+    page.wait_for_function("document.querySelectorAll('#model option').length === 3")
+    assert page.locator("#compare tbody tr").count() == len(cards)
+    for card in cards:  # parameter counts of the MLP and the CNNs side by side
+        assert f"{card['parameters']:,}" in page.text_content("#compare")
+    draw_seven(page)
+    page.wait_for_timeout(300)
+    page.wait_for_function("document.body.dataset.busy === '0'")
+    page.wait_for_function("!document.querySelector('#why').hidden && document.querySelector('#why-img').complete")
+    assert page.locator("#why-img").evaluate("img => img.naturalWidth") == 224
+    assert page.text_content("#why-caption").startswith(f"Why {page.text_content('#digit')}?")
+    panels = page.locator("#shifts figure")
+    assert panels.count() == 3
+    assert panels.first.locator(".shift-grid span").count() == 49
+    assert "% of shifts keep" in panels.first.text_content()
+
+    page.select_option("#model", "article")
+    page.wait_for_function("document.querySelector('#card-summary').textContent.startsWith('article')")
+    page.wait_for_function("document.body.dataset.busy === '0'")
+    page.wait_for_function("document.querySelector('#walk').textContent.includes('pool2 32×5×5')")
+    walk = page.text_content("#walk")
+    assert "conv1 16×26×26" in walk and "pool1 16×13×13" in walk and "conv2 32×11×11" in walk
+    assert page.locator("#layers tbody tr").count() == 8
+
+    page.select_option("#model", "mlp")
+    page.wait_for_function("document.querySelector('#card-summary').textContent.startsWith('mlp')")
+    page.wait_for_function("document.querySelector('#walk').textContent.includes('no conv or pool layers')")
+    page.wait_for_function("document.body.dataset.busy === '0'")
+    assert page.locator("#maps figure").count() == 0
+    assert page.locator("#filters").is_hidden()
+    page.wait_for_function("document.querySelector('#why-caption').textContent.includes('occlusion')")
+
+
 def test_upload_an_image_file(page, mnist_test, tmp_path):
     path = tmp_path / "digit.png"
     path.write_bytes(png_bytes(255 - mnist_test.images[0]))  # dark ink on white, as a scan

@@ -35,7 +35,7 @@ def test_sigterm_during_a_burst_completes_every_request(mnist_test):
 
     body = multipart([("file", png_bytes(mnist_test.images[1]))])
     head = (
-        f"POST /v1/feature-maps?png=true HTTP/1.1\r\nHost: x\r\nConnection: close\r\nExpect: 100-continue\r\n"
+        f"POST /v1/predict HTTP/1.1\r\nHost: x\r\nConnection: close\r\nExpect: 100-continue\r\n"
         f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {len(body)}\r\n\r\n"
     ).encode()
     with running_server({"WEB_CONCURRENCY": "1", "CONVLENS_GRACE_SECONDS": "20"}) as server:

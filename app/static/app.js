@@ -56,6 +56,9 @@ $("clear").addEventListener("click", () => {
   renderBars(null);
   $("maps").replaceChildren();
   $("seen-img").removeAttribute("src");
+  $("why").hidden = true;
+  $("shifts").replaceChildren();
+  lastBlob = null;
 });
 
 // debounced: predict while drawing, at most every 200 ms
@@ -95,7 +98,14 @@ function useFile(file) {
   analyse(file, file.type || "application/octet-stream");
 }
 
+// the network chosen in the switch; every request names it
+let models = [];
+const current = () => $("model").value || "shipped";
+const q = (path, extra = "") => `${path}?model=${encodeURIComponent(current())}${extra}`;
+let lastBlob = null;
+
 async function analyse(blob, type) {
+  lastBlob = blob;
   const mine = ++seq;
   document.body.dataset.busy = "1";
   if (inflight) inflight.abort();
@@ -103,7 +113,7 @@ async function analyse(blob, type) {
   const form = new FormData();
   form.append("file", blob, "digit");
   try {
-    const r = await fetch("/v1/feature-maps?png=true&values=false", { method: "POST", body: form, signal: inflight.signal });
+    const r = await fetch(q("/v1/feature-maps", "&png=true&values=false"), { method: "POST", body: form, signal: inflight.signal });
     const body = await r.json().catch(() => null);
     if (mine !== seq) return; // a newer drawing is on its way
     if (!r.ok) {
@@ -113,6 +123,7 @@ async function analyse(blob, type) {
     }
     showError(null);
     render(body);
+    await Promise.all([explainDigit(blob, body.prediction, mine), shiftPanel(blob, mine)]);
   } catch (e) {
     if (e.name === "AbortError") return;
     showError(`Could not reach the server: ${e.message}`);
@@ -154,7 +165,9 @@ function render(body) {
   $("confidence").textContent = `${(100 * p.confidence).toFixed(1)}% sure`;
   renderBars(p.probabilities);
   $("seen-img").src = body.input_image.png;
-  $("walk").textContent = "input 1×28×28 → " + body.layers.map((l) => `${l.name} ${shapeText(l.shape)}`).join(" → ");
+  $("walk").textContent = body.layers.length
+    ? "input 1×28×28 → " + body.layers.map((l) => `${l.name} ${shapeText(l.shape)}`).join(" → ")
+    : "input 1×28×28 → flatten 784 → dense layers: this network has no conv or pool layers, so no feature maps to show.";
   const maps = $("maps");
   maps.replaceChildren(...body.layers.map(layerFigure));
 }
@@ -198,18 +211,96 @@ function zoom(layer, img, ev) {
   $("zoom").showModal();
 }
 
+function post(path, blob) {
+  const form = new FormData();
+  form.append("file", blob, "digit");
+  return fetch(path, { method: "POST", body: form, signal: inflight.signal });
+}
+
+// "why": the pixels that counted, over the input; Grad-CAM for CNNs, occlusion for the MLP
+async function explainDigit(blob, prediction, mine) {
+  const card = models.find((m) => m.name === current());
+  const method = card && card.filter_layers.length ? "gradcam" : "occlusion";
+  const r = await post(q("/v1/explain.png", `&method=${method}`), blob);
+  if (mine !== seq || !r.ok) return;
+  const url = URL.createObjectURL(await r.blob());
+  const img = $("why-img");
+  img.onload = () => URL.revokeObjectURL(url);
+  img.src = url;
+  $("why-caption").textContent =
+    `Why ${prediction.digit}? Bright pixels counted most for it (${method === "gradcam" ?
+      "Grad-CAM on the last conv block" : "occlusion: the probability falls most when they are hidden"}).`;
+  $("why").hidden = false;
+}
+
+async function shiftPanel(blob, mine) {
+  const r = await post("/v1/experiments/shift?max_shift=3", blob);
+  if (mine !== seq || !r.ok) return;
+  const body = await r.json();
+  $("shifts").replaceChildren(...body.models.map((m) => {
+    const fig = document.createElement("figure");
+    fig.className = "shift-model";
+    fig.dataset.model = m.model;
+    const cap = document.createElement("figcaption");
+    cap.textContent = `${m.model} · ${m.parameters.toLocaleString("en")} parameters`;
+    const grid = document.createElement("div");
+    grid.className = "shift-grid";
+    const side = 2 * body.max_shift + 1;
+    grid.style.gridTemplateColumns = `repeat(${side}, 1fr)`;
+    for (const s of m.shifts) {
+      const cell = document.createElement("span");
+      cell.textContent = s.digit;
+      cell.title = `moved ${s.dx} px right, ${s.dy} px down: ${s.digit} (${(100 * s.confidence).toFixed(0)}%)`;
+      if (s.digit !== m.digit) cell.classList.add("changed");
+      if (s.dx === 0 && s.dy === 0) cell.classList.add("centre");
+      grid.append(cell);
+    }
+    const note = document.createElement("p");
+    note.textContent = `${(100 * m.stable).toFixed(0)}% of shifts keep ${m.digit}.` + (m.mean_pool_cosine == null ? "" :
+      ` Likeness to the unmoved maps: first conv ${m.mean_conv_cosine.toFixed(2)}, last pool ${m.mean_pool_cosine.toFixed(2)}.`);
+    fig.append(cap, grid, note);
+    return fig;
+  }));
+}
+
+async function loadModels() {
+  const r = await fetch("/v1/models");
+  if (!r.ok) throw new Error(`the server answered ${r.status}`);
+  const body = await r.json();
+  models = body.models;
+  $("model").replaceChildren(...models.map((m) => new Option(`${m.name} (${m.parameters.toLocaleString("en")} parameters)`, m.name, m.name === body.default, m.name === body.default)));
+  $("compare").querySelector("tbody").replaceChildren(...models.map((m) => {
+    const tr = document.createElement("tr");
+    const walk = m.layers.filter((l) => l.type !== "Dropout").map((l) => l.name).join(" → ");
+    const acc = m.test_accuracy == null ? "–" : `${(100 * m.test_accuracy).toFixed(2)}%`;
+    for (const v of [m.name, walk, acc, m.parameters.toLocaleString("en")]) {
+      const td = document.createElement("td");
+      td.textContent = v;
+      tr.append(td);
+    }
+    return tr;
+  }));
+}
+
+$("model").addEventListener("change", () => {
+  loadCard();
+  if (lastBlob) analyse(lastBlob, lastBlob.type);
+});
+
 async function loadCard() {
   try {
-    const r = await fetch("/v1/model");
+    const r = await fetch(q("/v1/model"));
     if (!r.ok) throw new Error(`the server answered ${r.status}`);
     const card = await r.json();
     const acc = card.test_accuracy == null ? "not measured" : `${(100 * card.test_accuracy).toFixed(2)}%`;
+    $("model-note").textContent = card.description || "";
     $("card-summary").textContent =
-      `Version ${card.version} · ${card.parameters.toLocaleString("en")} parameters · ` +
+      `${card.name}: version ${card.version} · ${card.parameters.toLocaleString("en")} parameters · ` +
       `MNIST test accuracy ${acc} on 10,000 images · predicts in ${card.serving_precision}`;
-    const first = card.layers.find((l) => l.type === "Conv2d");
+    const first = card.layers.find((l) => card.filter_layers.includes(l.name));
+    $("filters").hidden = !first;
     if (first) {
-      $("filters-img").src = `/v1/model/filters/${first.name}.png`;
+      $("filters-img").src = q(`/v1/model/filters/${first.name}.png`);
       $("filters-caption").textContent =
         `The ${first.output_shape[0]} learned 3×3 filters of ${first.name}: each slides over the image ` +
         "and answers how much a patch looks like it (red: positive weights, blue: negative). " +
@@ -232,5 +323,5 @@ async function loadCard() {
 
 resetPad();
 renderBars(null);
-loadCard();
+loadModels().catch((e) => showError(`Could not list the models: ${e.message}`)).finally(loadCard);
 document.body.dataset.busy = "0";
