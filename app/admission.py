@@ -1,18 +1,34 @@
-"""Bounded concurrency for the expensive endpoints, so they cannot starve cheap ones.
+"""Bounded concurrency and low CPU priority for the expensive endpoints.
 
 Feature maps, explanations and shift experiments cost 10-100x a prediction. Each
-process runs at most `limit` of them at once and lets `queue` more wait; beyond that a
-request is answered 503 with Retry-After at once, and predictions and health checks keep
-the CPU they need.
+process runs at most `limit` of them at once and lets `queue` more wait (a waiting
+request costs no CPU); beyond that a request is answered 503 with Retry-After at once.
+Their heavy work (activations, attributions, pictures, megabytes of JSON) runs in the
+gate's own threads at the lowest CPU priority (nice 19), so predictions and health
+checks, at normal priority, take the cores first whenever both want them.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+import os
+import threading
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from typing import Any, TypeVar
 
 from app.errors import Overloaded
+
+T = TypeVar("T")
+LOWEST_PRIORITY = 19
+
+
+def _lower_priority() -> None:
+    """Linux schedules threads one by one: nice this worker thread alone."""
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOWEST_PRIORITY)
 
 
 class Gate:
@@ -21,6 +37,14 @@ class Gate:
         self._slots = asyncio.Semaphore(limit)
         self.active = 0
         self.waiting = 0
+        self._executor = ThreadPoolExecutor(limit, thread_name_prefix="expensive", initializer=_lower_priority)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` in one of the gate's low-priority threads."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:

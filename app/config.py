@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     # feature maps, explanations, shift experiments: at most this many at once per process,
     # this many more waiting, the rest 503 (see app/admission.py)
     expensive_concurrency: int = Field(2, ge=1)
-    expensive_queue: int = Field(8, ge=0)
+    expensive_queue: int = Field(64, ge=0)
 
     warmup: bool = True
     gc_freeze: bool = True  # exempt start-up objects from garbage collection (see main.py)

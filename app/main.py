@@ -84,11 +84,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # 700-allocation trigger over and over: 40 us of collecting per request
             gc.set_threshold(settings.gc_threshold, *thresholds[1:])
         start = time.perf_counter()
+        gate = Gate(settings.expensive_concurrency, settings.expensive_queue, settings.retry_after_s)
         try:
             explainers = {model.name: Explainer(model) for model in models}
-            gate = Gate(settings.expensive_concurrency, settings.expensive_queue, settings.retry_after_s)
             yield {"service": Service(settings, metrics, models, explainers, gate)}
         finally:
+            gate.close()
             for model in models:  # queued inference finishes before the process exits
                 assert model.scheduler is not None
                 await model.scheduler.stop()

@@ -88,12 +88,13 @@ async def _open(data: bytes, settings: Settings) -> Image.Image:
     return open_image(data, settings.max_pixels)
 
 
-async def preprocess_upload(data: bytes, settings: Settings) -> tuple[Preprocessed, float]:
-    """The 28 x 28 input for an upload, for the endpoints that need its pixels themselves."""
+async def preprocess_upload(data: bytes, service: Service) -> tuple[Preprocessed, float]:
+    """The 28 x 28 input for an upload, for the endpoints that need its pixels themselves
+    (all of them expensive: a big upload is preprocessed at their low priority)."""
     start = time.perf_counter()
-    img = await _open(data, settings)
+    img = await _open(data, service.settings)
     # a 28 x 28 digit is done before a thread could even pick it up
-    pre = finish(img) if is_cheap(data, img) else await run_in_threadpool(finish, img)
+    pre = finish(img) if is_cheap(data, img) else await service.expensive.run(finish, img)
     return pre, time.perf_counter() - start
 
 
@@ -170,9 +171,9 @@ async def activations(data: bytes, service: Service, model: ServedModel, names: 
     network's activations of the named layers, computed side by side."""
     assert model.scheduler is not None
     start = time.perf_counter()
-    pre, t_pre = await preprocess_upload(data, service.settings)
+    pre, t_pre = await preprocess_upload(data, service)
     x = to_tensor(pre.pixels)
-    probs, acts = await asyncio.gather(model.scheduler.submit(x), run_in_threadpool(model.features, x, names))
+    probs, acts = await asyncio.gather(model.scheduler.submit(x), service.expensive.run(model.features, x, names))
     scored = Scored(pre, probs[0], t_pre, time.perf_counter() - start)
     return Activations(scored, {name: acts[name][0].numpy() for name in names})
 
@@ -193,11 +194,11 @@ async def explain_upload(
     if method not in explainer.methods():
         explainer.heatmap(torch.zeros(1, 1, 28, 28), 0, method)  # raises UnsupportedMethod
     start = time.perf_counter()
-    pre, t_pre = await preprocess_upload(data, service.settings)
+    pre, t_pre = await preprocess_upload(data, service)
     x = to_tensor(pre.pixels)
     probs = (await model.scheduler.submit(x))[0]
     chosen = int(probs.argmax()) if target is None else target
-    heat = await run_in_threadpool(explainer.heatmap, x, chosen, method)
+    heat = await service.expensive.run(explainer.heatmap, x, chosen, method)
     return Explained(Scored(pre, probs, t_pre, time.perf_counter() - start), chosen, heat)
 
 
@@ -213,7 +214,7 @@ async def shift_experiment(
     data: bytes, service: Service, max_shift: int
 ) -> tuple[Preprocessed, list[tuple[int, int]], list[ShiftRun]]:
     """Every model on every shifted copy of the upload's 28 x 28 input."""
-    pre, _ = await preprocess_upload(data, service.settings)
+    pre, _ = await preprocess_upload(data, service)
     grid = offsets(max_shift)
     x = to_tensor(all_shifts(pre.pixels, max_shift))
     centre = grid.index((0, 0))
@@ -225,7 +226,7 @@ async def shift_experiment(
             return ShiftRun(model, probs, None, None)
         first_conv = next(n for n in model.feature_layers if model.kinds[n] == "conv")
         last_pool = [n for n in model.feature_layers if model.kinds[n] == "pool"][-1]
-        acts = await run_in_threadpool(model.features, x, [first_conv, last_pool])
+        acts = await service.expensive.run(model.features, x, [first_conv, last_pool])
         conv, pool = acts[first_conv], acts[last_pool]
         return ShiftRun(model, probs, cosine_to_first(conv, conv[centre]), cosine_to_first(pool, pool[centre]))
 

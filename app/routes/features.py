@@ -7,9 +7,8 @@ from typing import Annotated, Literal
 
 import numpy as np
 from fastapi import APIRouter, Query, Request, Response
-from starlette.concurrency import run_in_threadpool
 
-from app.deps import EXPENSIVE, ModelDep, ServiceDep, SettingsDep
+from app.deps import EXPENSIVE, ModelDep, ServiceDep
 from app.errors import UnknownLayer
 from app.pipeline import activations, preprocess_upload, scored_prediction
 from app.render import NORMALIZATION, feature_grid_png, input_png
@@ -98,11 +97,11 @@ async def feature_maps(
         )
         return out, image
 
-    layer_rows, image = await run_in_threadpool(build)
+    layer_rows, image = await service.expensive.run(build)
     prediction = scored_prediction(acts.scored, model, service.metrics)
     body = FeatureMapsResponse(prediction=prediction, input_image=image, normalization=NORMALIZATION, layers=layer_rows)
     # megabytes of JSON with png=true: serialised off the event loop, inside the slot
-    return Response(await run_in_threadpool(body.model_dump_json), media_type="application/json")
+    return Response(await service.expensive.run(body.model_dump_json), media_type="application/json")
 
 
 @router.post(
@@ -113,25 +112,25 @@ async def feature_maps(
     dependencies=[EXPENSIVE],
 )
 async def feature_map_png(
-    layer: str, request: Request, settings: SettingsDep, model: ModelDep, norm: Norm = "layer"
+    layer: str, request: Request, service: ServiceDep, model: ModelDep, norm: Norm = "layer"
 ) -> Response:
     """A PNG grid of every channel of one layer for one image (colours: see /v1/feature-maps)."""
     if layer not in model.feature_layers:
         raise _unknown(model, layer)
     upload = await read_upload(request)
-    pre, _ = await preprocess_upload(upload.data, settings)
+    pre, _ = await preprocess_upload(upload.data, service)
     signed = _signed(model, layer)
 
     def render() -> bytes:
         acts = model.features(to_tensor(pre.pixels), [layer])
         return feature_grid_png(acts[layer][0].numpy(), signed, norm == "channel")
 
-    return Response(await run_in_threadpool(render), media_type="image/png")
+    return Response(await service.expensive.run(render), media_type="image/png")
 
 
 @router.post("/preprocessed.png", response_class=Response, responses={**PNG, **UPLOAD_ERRORS}, openapi_extra=IMAGE_BODY)
-async def preprocessed_png(request: Request, settings: SettingsDep) -> Response:
+async def preprocessed_png(request: Request, service: ServiceDep) -> Response:
     """The 28 x 28 input the network sees for this image, enlarged 8x (white ink on black)."""
     upload = await read_upload(request)
-    pre, _ = await preprocess_upload(upload.data, settings)
-    return Response(await run_in_threadpool(input_png, pre.pixels), media_type="image/png")
+    pre, _ = await preprocess_upload(upload.data, service)
+    return Response(await service.expensive.run(input_png, pre.pixels), media_type="image/png")

@@ -6,11 +6,10 @@ from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, Query, Request, Response
-from starlette.concurrency import run_in_threadpool
 
 from app.deps import EXPENSIVE, ModelDep, ServiceDep
 from app.explain import Method
-from app.pipeline import Explained, explain_upload, scored_prediction, shift_experiment
+from app.pipeline import Explained, Service, explain_upload, scored_prediction, shift_experiment
 from app.render import heatmap_png
 from app.routes.openapi import IMAGE_BODY, UPLOAD_ERRORS, errors
 from app.schemas import Explanation, ShiftExperiment, ShiftModelResult, ShiftResult
@@ -29,8 +28,8 @@ MethodQuery = Annotated[
 MaxShift = Annotated[int, Query(ge=0, le=6, description="largest shift in pixels, in x and in y")]
 
 
-def _json(model: Explanation | ShiftExperiment) -> Response:
-    return Response(model.model_dump_json(), media_type="application/json")
+async def _json(service: Service, body: Explanation | ShiftExperiment) -> Response:
+    return Response(await service.expensive.run(body.model_dump_json), media_type="application/json")
 
 
 def _round(a: np.ndarray) -> list:  # type: ignore[type-arg]
@@ -61,7 +60,7 @@ async def explain(
         prediction=prediction,
         input_image=_round(done.scored.pre.pixels),
     )
-    return _json(body)
+    return await _json(service, body)
 
 
 @router.post(
@@ -75,7 +74,7 @@ async def explain_png(
 ) -> Response:
     """The heat map of /v1/explain laid over the enlarged 28 x 28 input (8x, 224 px)."""
     done = await _explained(request, service, model, target, method)
-    png = await run_in_threadpool(heatmap_png, done.scored.pre.pixels, done.heatmap)
+    png = await service.expensive.run(heatmap_png, done.scored.pre.pixels, done.heatmap)
     return Response(png, media_type="image/png")
 
 
@@ -114,4 +113,4 @@ async def shift(request: Request, service: ServiceDep, max_shift: MaxShift = 4) 
                 shifts=rows,
             )
         )
-    return _json(ShiftExperiment(max_shift=max_shift, input_image=_round(pre.pixels), models=results))
+    return await _json(service, ShiftExperiment(max_shift=max_shift, input_image=_round(pre.pixels), models=results))
