@@ -20,18 +20,19 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.telemetry import TelemetryConfig
 from PIL import Image
 
-from app.admission import Gate
+from app.api.deps import require_api_key
+from app.api.errors import install_error_handlers
+from app.api.ops import health, page
+from app.api.v1 import features, insight, models, predict
 from app.config import Settings, get_settings
-from app.deps import require_api_key
-from app.errors import install_error_handlers
-from app.explain import Explainer
-from app.limits import BodyLimitMiddleware, TimeoutMiddleware
-from app.metrics import Metrics, MetricsMiddleware
-from app.pipeline import Service
-from app.preprocess import preprocess
-from app.registry import ModelRegistry
-from app.routes import features, info, insight, page, predict
-from app.scheduler import BatchStats
+from app.core.admission import Gate
+from app.core.explain import Explainer
+from app.core.pipeline import Service
+from app.core.registry import ModelRegistry
+from app.core.scheduler import BatchStats
+from app.imaging.preprocess import preprocess
+from app.serving.limits import BodyLimitMiddleware, TimeoutMiddleware
+from app.serving.metrics import Metrics, MetricsMiddleware
 
 log = logging.getLogger("convlens")
 NO_TELEMETRY = TelemetryConfig(tracing=False, metrics=False, logs=False, operation_spans=False)
@@ -113,7 +114,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(predict.router, dependencies=guarded)
     app.include_router(features.router, dependencies=guarded)
     app.include_router(insight.router, dependencies=guarded)
-    app.include_router(info.router)
+    app.include_router(models.router)
+    app.include_router(health.router)
     app.include_router(page.router)
     app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
     # each add_middleware wraps what is there: Metrics, added last, is outermost and so

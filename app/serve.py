@@ -17,8 +17,8 @@ import tempfile
 import uvicorn
 
 from app.config import get_settings
-from app.registry import ModelRegistry
-from app.transport import CoalescingHttpToolsProtocol
+from app.core.registry import ModelRegistry
+from app.serving.transport import CoalescingHttpToolsProtocol
 from model.checkpoint import CheckpointError
 
 

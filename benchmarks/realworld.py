@@ -124,9 +124,9 @@ def report(title: str, result: dict[str, dict[str, float]]) -> Iterator[str]:
 def local_classifier(batch: int = 256) -> Callable[[list[Case]], list[Answer]]:
     """The service's own preprocessing and serving network, in-process; -1 for a refusal."""
     from app.config import Settings
-    from app.errors import ApiError
-    from app.preprocess import preprocess
-    from app.served_model import ServedModel, to_tensor
+    from app.core.errors import DomainError
+    from app.core.served_model import ServedModel, to_tensor
+    from app.imaging.preprocess import preprocess
 
     settings = Settings()
     name = settings.default_model
@@ -140,7 +140,7 @@ def local_classifier(batch: int = 256) -> Callable[[list[Case]], list[Answer]]:
             try:
                 pixels.append(preprocess(case.data, settings.max_pixels).pixels)
                 where.append(i)
-            except ApiError:
+            except DomainError:
                 pass
         for s in range(0, len(pixels), batch):
             logits = predictor.logits(to_tensor(pixels[s : s + batch]))

@@ -173,7 +173,7 @@ def run_wrk(url: str, script: Path, connections: int, duration: int) -> dict[str
 def raw_forward_images_per_s(batch: int, threads: int, precision: Precision, seconds: float = 3.0) -> float:
     """The network alone, exactly as the service runs it (BN folded, channels-last, same precision)."""
     from app.config import Settings
-    from app.served_model import ServedModel
+    from app.core.served_model import ServedModel
 
     torch.set_num_threads(threads)
     s = Settings()
@@ -195,7 +195,7 @@ def pause(proc: subprocess.Popen, paused: bool) -> None:
 
 def main() -> None:
     from app.config import Settings
-    from app.served_model import resolve_precision
+    from app.core.served_model import resolve_precision
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--duration", type=int, default=10, help="seconds per measurement (default: %(default)s)")

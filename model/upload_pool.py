@@ -2,7 +2,7 @@
 
 The pool is built once before training (in worker processes: rendering a phone photo
 takes tens of milliseconds) and training draws part of every batch from it. It calls
-the service's own `app.preprocess.preprocess`, the one function that turns an upload
+the service's own `app.imaging.preprocess.preprocess`, the one function that turns an upload
 into the network's input, so what the network learns from and what it is shown cannot
 drift apart. (This is the one place `model` imports `app`: the preprocessing is the
 service's, and training must not keep a copy of it.)
@@ -15,8 +15,8 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from app import preprocess as serving
-from app.errors import ApiError
+from app.core.errors import DomainError
+from app.imaging import preprocess as serving
 from model.uploads import TRAIN, TRAINING_FAMILIES
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ def render(images: np.ndarray, labels: np.ndarray, seed: int) -> tuple[np.ndarra
         data, _ = TRAINING_FAMILIES[name](digit, int(label), rng, TRAIN)
         try:
             pixels = serving.preprocess(data, MAX_PIXELS).pixels
-        except ApiError:
+        except DomainError:
             refused.append(name)
             continue
         out.append(np.round(pixels * 255).astype(np.uint8))

@@ -6,8 +6,8 @@ import time
 import httpx
 import pytest
 
-from app.admission import Gate
-from app.errors import Overloaded
+from app.core.admission import Gate
+from app.core.errors import Overloaded
 from tests.conftest import png_bytes
 from tests.server import running_server
 
@@ -26,7 +26,7 @@ def test_gate_runs_limit_lets_queue_wait_and_refuses_the_rest():
                     await release.wait()
                     return "ran"
             except Overloaded as e:
-                assert e.headers == {"Retry-After": "3"}
+                assert e.retry_after_s == 3
                 return "refused"
 
         tasks = [asyncio.create_task(job()) for _ in range(5)]

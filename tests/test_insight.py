@@ -8,10 +8,10 @@ import torch
 from PIL import Image
 
 from app.config import Settings
-from app.explain import Explainer
-from app.preprocess import preprocess_array
-from app.served_model import ServedModel, to_tensor
-from app.shift import offsets, shifted
+from app.core.explain import Explainer
+from app.core.served_model import ServedModel, to_tensor
+from app.core.shift import offsets, shifted
+from app.imaging.preprocess import preprocess_array
 from tests.conftest import png_bytes
 
 

@@ -8,8 +8,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays, scalar_dtypes
 from PIL import Image
 
-from app.errors import ApiError, BlankImage, EmptyImage, ImageTooLarge, UnreadableImage, UnsupportedMediaType
-from app.preprocess import preprocess, preprocess_array
+from app.api.errors import status_of
+from app.core.errors import BlankImage, DomainError, EmptyImage, ImageTooLarge, UnreadableImage, UnsupportedMediaType
+from app.imaging.preprocess import preprocess, preprocess_array
 from tests.conftest import encode, png_bytes
 
 MAX_PIXELS = 50_000_000
@@ -166,8 +167,8 @@ def test_uniform_pictures_are_blank():
 def test_any_array_gives_a_finite_28x28_or_a_documented_error(a):
     try:
         out, _ = preprocess_array(a)
-    except ApiError as e:
-        assert 400 <= e.status < 500
+    except DomainError as e:
+        assert 400 <= status_of(e) < 500
         return
     assert out.shape == (28, 28) and out.dtype == np.float32
     assert np.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
@@ -188,7 +189,7 @@ def test_any_random_picture_size(h, w, seed):
 @given(arrays(np.float32, st.integers(1, 300), elements=st.floats(0, 1, width=32)), st.floats(0, 100))
 def test_median_and_percentile_are_numpys(a, q):
     """The partition-based shortcuts give what np.median / np.percentile give."""
-    from app.preprocess import _median, _percentile
+    from app.imaging.preprocess import _median, _percentile
 
     assert _median(a) == pytest.approx(float(np.median(a)), abs=1e-6)
     assert _percentile(a, q) == pytest.approx(float(np.percentile(a, q)), abs=1e-6)

@@ -5,8 +5,8 @@ import time
 import pytest
 import torch
 
-from app.errors import Overloaded
-from app.scheduler import BatchScheduler, BatchStats
+from app.core.errors import Overloaded
+from app.core.scheduler import BatchScheduler, BatchStats
 from model.net import ARTICLE, ConvNet
 
 
@@ -145,7 +145,7 @@ def test_bounded_queue_answers_overloaded_with_retry_after():
         return e.value, done
 
     err, done = asyncio.run(main())
-    assert err.status == 503 and err.headers == {"Retry-After": "2"}
+    assert isinstance(err, Overloaded) and err.retry_after_s == 2
     assert [d.item() for d in done] == [0, 1, 2, 3]
 
 

@@ -1,6 +1,6 @@
 import asyncio
 
-from app.transport import CoalescingTransport
+from app.serving.transport import CoalescingTransport
 
 
 class FakeTransport:

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from app.preprocess import preprocess
-from app.served_model import ServedModel, to_tensor
+from app.core.served_model import ServedModel, to_tensor
+from app.imaging.preprocess import preprocess
 from model.uploads import HELDOUT_FAMILIES, TRAINING_FAMILIES, TUNE, TUNING_FAMILIES, pen_stroke
 
 UPLOADS = Path(__file__).parent / "fixtures" / "uploads"

@@ -1,6 +1,6 @@
 """The request core every protocol shares: bytes -> preprocess -> model -> plain results.
 
-Nothing here knows HTTP: protocol adapters (`app/routes/*`) turn these results and the
+Nothing here knows HTTP: protocol adapters (`app/api/*`) turn these results and the
 domain errors into their own wire format.
 
 The event loop only reads an upload's header. A small image is decoded and preprocessed
@@ -19,16 +19,15 @@ import torch
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
-from app.admission import Gate
 from app.config import Settings
-from app.errors import ApiError
-from app.explain import Explainer, Method
-from app.metrics import Metrics
-from app.preprocess import INLINE_BYTES, Preprocessed, finish, is_cheap, open_image, preprocess
-from app.registry import ModelRegistry
-from app.schemas import InputInfo, Prediction, Timing
-from app.served_model import ServedModel, to_tensor
-from app.shift import all_shifts, cosine_to_first, offsets
+from app.core.admission import Gate
+from app.core.errors import DomainError
+from app.core.explain import Explainer, Method
+from app.core.registry import ModelRegistry
+from app.core.served_model import ServedModel, to_tensor
+from app.core.shift import all_shifts, cosine_to_first, offsets
+from app.imaging.preprocess import INLINE_BYTES, Preprocessed, finish, is_cheap, open_image, preprocess
+from app.serving.metrics import Metrics
 
 
 @dataclass(frozen=True)
@@ -51,34 +50,14 @@ class Scored:
     preprocess_s: float
     total_s: float
 
-
-def ms(seconds: float) -> float:
-    return round(seconds * 1000, 3)
-
-
-def to_prediction(probs: torch.Tensor, pre: Preprocessed, model: ServedModel, timing: Timing) -> Prediction:
-    p = probs.numpy().astype(np.float64)  # numpy: a tenth of torch's per-op cost on 10 numbers
-    p /= p.sum()  # float32 softmax sums to 1 +- 1e-7; make the JSON sum exact-ish
-    digit = int(p.argmax())
-    return Prediction(
-        digit=digit,
-        confidence=float(p[digit]),
-        probabilities=p.tolist(),
-        model=model.name,
-        model_version=model.version,
-        input=InputInfo(width=pre.width, height=pre.height, format=pre.format, inverted=pre.inverted),
-        timing=timing,
-    )
+    @property
+    def digit(self) -> int:
+        return int(self.probabilities.argmax())
 
 
-def timing(preprocess_s: float, total_s: float) -> Timing:
-    return Timing(preprocess_ms=ms(preprocess_s), inference_ms=ms(total_s - preprocess_s), total_ms=ms(total_s))
-
-
-def scored_prediction(scored: Scored, model: ServedModel, metrics: Metrics) -> Prediction:
-    prediction = to_prediction(scored.probabilities, scored.pre, model, timing(scored.preprocess_s, scored.total_s))
-    metrics.count_prediction(model.name, prediction.digit)
-    return prediction
+def _counted(scored: Scored, model: ServedModel, service: Service) -> Scored:
+    service.metrics.count_prediction(model.name, scored.digit)
+    return scored
 
 
 async def _open(data: bytes, settings: Settings) -> Image.Image:
@@ -119,45 +98,45 @@ async def score_upload(data: bytes, service: Service, model: ServedModel) -> Sco
         pre = await run_in_threadpool(finish, img)
         t_pre = time.perf_counter() - start - t_open
         probs = await model.scheduler.submit(to_tensor(pre.pixels))
-    return Scored(pre, probs[0], t_pre + t_open, time.perf_counter() - start)
+    return _counted(Scored(pre, probs[0], t_pre + t_open, time.perf_counter() - start), model, service)
 
 
-async def predict_upload(data: bytes, service: Service, model: ServedModel) -> Prediction:
-    return scored_prediction(await score_upload(data, service, model), model, service.metrics)
-
-
-def _preprocess_all(datas: list[bytes], max_pixels: int) -> list[Preprocessed | ApiError]:
-    out: list[Preprocessed | ApiError] = []
+def _preprocess_all(datas: list[bytes], max_pixels: int) -> list[Preprocessed | DomainError]:
+    out: list[Preprocessed | DomainError] = []
     for data in datas:
         try:
             out.append(preprocess(data, max_pixels))
-        except ApiError as e:
+        except DomainError as e:
             out.append(e)
     return out
 
 
-async def predict_uploads(
-    datas: list[bytes], service: Service, model: ServedModel
-) -> tuple[list[Prediction | ApiError], Timing]:
+@dataclass(frozen=True)
+class ScoredBatch:
+    results: list[Scored | DomainError]  # in upload order; every Scored has the batch's timings
+    preprocess_s: float
+    total_s: float
+
+
+async def score_uploads(data: list[bytes], service: Service, model: ServedModel) -> ScoredBatch:
     """Several uploads in one forward pass; a bad image fails only its own slot."""
     assert model.scheduler is not None
     start = time.perf_counter()
-    pres = await run_in_threadpool(_preprocess_all, datas, service.settings.max_pixels)
+    pres = await run_in_threadpool(_preprocess_all, data, service.settings.max_pixels)
     t_pre = time.perf_counter() - start
     good = [p for p in pres if isinstance(p, Preprocessed)]
     probs = await model.scheduler.submit(to_tensor([p.pixels for p in good])) if good else None
-    shared = timing(t_pre, time.perf_counter() - start)
-    results: list[Prediction | ApiError] = []
+    total = time.perf_counter() - start
+    results: list[Scored | DomainError] = []
     row = 0
     for pre in pres:
-        if isinstance(pre, ApiError):
+        if isinstance(pre, DomainError):
             results.append(pre)
             continue
         assert probs is not None
-        results.append(to_prediction(probs[row], pre, model, shared))
-        service.metrics.count_prediction(model.name, results[-1].digit)  # type: ignore[union-attr]
+        results.append(_counted(Scored(pre, probs[row], t_pre, total), model, service))
         row += 1
-    return results, shared
+    return ScoredBatch(results, t_pre, total)
 
 
 @dataclass(frozen=True)
@@ -174,7 +153,7 @@ async def activations(data: bytes, service: Service, model: ServedModel, names: 
     pre, t_pre = await preprocess_upload(data, service)
     x = to_tensor(pre.pixels)
     probs, acts = await asyncio.gather(model.scheduler.submit(x), service.expensive.run(model.features, x, names))
-    scored = Scored(pre, probs[0], t_pre, time.perf_counter() - start)
+    scored = _counted(Scored(pre, probs[0], t_pre, time.perf_counter() - start), model, service)
     return Activations(scored, {name: acts[name][0].numpy() for name in names})
 
 
@@ -199,7 +178,7 @@ async def explain_upload(
     probs = (await model.scheduler.submit(x))[0]
     chosen = int(probs.argmax()) if target is None else target
     heat = await service.expensive.run(explainer.heatmap, x, chosen, method)
-    return Explained(Scored(pre, probs, t_pre, time.perf_counter() - start), chosen, heat)
+    return Explained(_counted(Scored(pre, probs, t_pre, time.perf_counter() - start), model, service), chosen, heat)
 
 
 @dataclass(frozen=True)

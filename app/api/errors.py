@@ -1,7 +1,5 @@
-"""Named domain errors and the one place that turns errors into JSON responses.
-
-Every error body is {"error": {"code": ..., "message": ...}}.
-"""
+"""Domain errors as HTTP: one status per error, and every error body
+{"error": {"code": ..., "message": ...}}."""
 
 from __future__ import annotations
 
@@ -13,76 +11,33 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from app.core import errors as e
+
 log = logging.getLogger(__name__)
 
-
-class ApiError(Exception):
-    status = 400
-    code = "bad_request"
-
-    def __init__(self, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.headers = headers
-
-    def body(self) -> dict[str, dict[str, str]]:
-        return {"error": {"code": self.code, "message": self.message}}
-
-
-class EmptyImage(ApiError):
-    code = "empty_image"
+STATUS: dict[type[e.DomainError], int] = {
+    e.EmptyImage: 400,
+    e.UnreadableImage: 400,
+    e.BlankImage: 400,
+    e.UnsupportedMethod: 400,
+    e.Unauthorized: 401,
+    e.UnknownLayer: 404,
+    e.UnknownModel: 404,
+    e.PayloadTooLarge: 413,
+    e.ImageTooLarge: 413,
+    e.UnsupportedMediaType: 415,
+    e.MalformedRequest: 422,
+    e.Overloaded: 503,
+}
 
 
-class UnreadableImage(ApiError):
-    code = "unreadable_image"
+def status_of(error: e.DomainError) -> int:
+    return STATUS.get(type(error), 400)
 
 
-class BlankImage(ApiError):
-    code = "blank_image"
-
-
-class PayloadTooLarge(ApiError):
-    status = 413
-    code = "payload_too_large"
-
-
-class ImageTooLarge(ApiError):
-    status = 413
-    code = "image_too_large"
-
-
-class UnsupportedMediaType(ApiError):
-    status = 415
-    code = "unsupported_media_type"
-
-
-class MalformedRequest(ApiError):
-    status = 422
-    code = "malformed_request"
-
-
-class UnknownLayer(ApiError):
-    status = 404
-    code = "unknown_layer"
-
-
-class UnsupportedMethod(ApiError):
-    code = "unsupported_method"
-
-
-class UnknownModel(ApiError):
-    status = 404
-    code = "unknown_model"
-
-
-class Unauthorized(ApiError):
-    status = 401
-    code = "unauthorized"
-
-
-class Overloaded(ApiError):
-    status = 503
-    code = "overloaded"
+def domain_error_response(error: e.DomainError) -> JSONResponse:
+    headers = {"Retry-After": str(error.retry_after_s)} if isinstance(error, e.Overloaded) else None
+    return error_response(status_of(error), error.code, error.message, headers)
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -90,9 +45,9 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message, exc.headers)
+    @app.exception_handler(e.DomainError)
+    async def _domain_error(_: Request, exc: e.DomainError) -> JSONResponse:
+        return domain_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

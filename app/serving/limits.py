@@ -10,7 +10,8 @@ import asyncio
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import PayloadTooLarge, error_response
+from app.api.errors import domain_error_response, error_response
+from app.core.errors import PayloadTooLarge
 
 
 class BodyLimitMiddleware:
@@ -35,7 +36,7 @@ class BodyLimitMiddleware:
                 await error_response(400, "bad_request", "invalid Content-Length header")(scope, receive, send)
                 return
             if declared > self.max_bytes:
-                await error_response(too_large.status, too_large.code, too_large.message)(scope, receive, send)
+                await domain_error_response(too_large)(scope, receive, send)
                 return
         received = 0
 

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from app.errors import Overloaded
+from app.core.errors import Overloaded
 
 T = TypeVar("T")
 LOWEST_PRIORITY = 19
@@ -51,7 +51,7 @@ class Gate:
         if self.active + self.waiting >= self.limit + self.queue:
             raise Overloaded(
                 f"{self.active} expensive requests running and {self.waiting} waiting; retry shortly",
-                {"Retry-After": str(self.retry_after_s)},
+                self.retry_after_s,
             )
         self.waiting += 1
         try:

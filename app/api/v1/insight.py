@@ -7,13 +7,14 @@ from typing import Annotated
 import numpy as np
 from fastapi import APIRouter, Query, Request, Response
 
-from app.deps import EXPENSIVE, ModelDep, ServiceDep
-from app.explain import Method
-from app.pipeline import Explained, Service, explain_upload, scored_prediction, shift_experiment
-from app.render import heatmap_png
-from app.routes.openapi import IMAGE_BODY, UPLOAD_ERRORS, errors
-from app.schemas import Explanation, ShiftExperiment, ShiftModelResult, ShiftResult
-from app.uploads import read_upload
+from app.api.deps import EXPENSIVE, ModelDep, ServiceDep
+from app.api.openapi import IMAGE_BODY, UPLOAD_ERRORS, errors
+from app.api.uploads import read_upload
+from app.api.v1.convert import to_prediction
+from app.api.v1.schemas import Explanation, ShiftExperiment, ShiftModelResult, ShiftResult
+from app.core.explain import Method
+from app.core.pipeline import Explained, Service, explain_upload, shift_experiment
+from app.imaging.render import heatmap_png
 
 router = APIRouter(prefix="/v1", tags=["insight"], dependencies=[EXPENSIVE])
 
@@ -50,7 +51,7 @@ async def explain(
     """Which pixels of the input the network used for its answer, as a 28 x 28 heat map in
     [0, 1] on the grid of the input it saw (see `method`). gradcam on an MLP: 400."""
     done: Explained = await _explained(request, service, model, target, method)
-    prediction = scored_prediction(done.scored, model, service.metrics)
+    prediction = to_prediction(done.scored, model)
     body = Explanation(
         model=model.name,
         digit=prediction.digit,

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from app.config import Settings
-from app.errors import UnknownModel
-from app.served_model import ServedModel
+from app.core.errors import UnknownModel
+from app.core.served_model import ServedModel
 
 
 @dataclass

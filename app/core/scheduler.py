@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from app.errors import Overloaded
+from app.core.errors import Overloaded
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -109,11 +109,11 @@ class BatchScheduler:
 
     async def _submit(self, x: Any, rows: int, prepare: Prepare) -> tuple[Any, torch.Tensor]:
         if self._closing or self._task is None:
-            raise Overloaded("the server is shutting down", {"Retry-After": str(self.retry_after_s)})
+            raise Overloaded("the server is shutting down", self.retry_after_s)
         if self._rows + rows > self.max_queue:
             raise Overloaded(
                 f"inference queue is full ({self._rows} images waiting); retry shortly",
-                {"Retry-After": str(self.retry_after_s)},
+                self.retry_after_s,
             )
         if rows == 1 and self._idle():
             # let requests that arrived with this one reach the scheduler (or at least

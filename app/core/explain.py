@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from captum.attr import LayerAttribution, LayerGradCam, Occlusion, Saliency
 
-from app.errors import UnsupportedMethod
-from app.served_model import ServedModel
+from app.core.errors import UnsupportedMethod
+from app.core.served_model import ServedModel
 from model.net import MNIST_MEAN, MNIST_STD, ConvNet
 
 Method = Literal["gradcam", "saliency", "occlusion"]

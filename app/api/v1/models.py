@@ -1,19 +1,17 @@
-"""What the service is and whether it is well: model card, health, readiness, metrics."""
+"""The served models: their cards (layer tables, parameters, metrics) and conv1's filters."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST
+from fastapi import APIRouter, Response
 
-from app.deps import MetricsDep, ModelDep, ServiceDep
-from app.errors import UnknownLayer
-from app.model_cards import model_card
-from app.render import feature_grid_png
-from app.routes.openapi import errors
-from app.schemas import Health, ModelCard, ModelList, Readiness
+from app.api.deps import ModelDep, ServiceDep
+from app.api.openapi import errors
+from app.api.v1.cards import model_card
+from app.api.v1.schemas import ModelCard, ModelList
+from app.core.errors import UnknownLayer
+from app.imaging.render import feature_grid_png
 
-router = APIRouter(tags=["service"])
+router = APIRouter(tags=["models"])
 
 
 @router.get("/v1/model", response_model=ModelCard, responses=errors(404))
@@ -48,27 +46,3 @@ def filters_png(layer: str, model: ModelDep) -> Response:
         drawn = ", ".join(model.filter_layers) or "none of its layers"
         raise UnknownLayer(f"no single-input conv layer {layer!r} in {model.name!r}; filters are drawn for {drawn}")
     return Response(feature_grid_png(weights, signed=True), media_type="image/png")
-
-
-@router.get("/healthz", response_model=Health)
-async def healthz() -> Health:
-    """Liveness: the process answers."""
-    return Health()
-
-
-@router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness, "description": "not ready"}})
-async def readyz(request: Request) -> Response:
-    """Readiness: every model is loaded and warmed up."""
-    service = getattr(request.state, "service", None)
-    if service is None or not service.models.ready:
-        return JSONResponse(Readiness(status="starting").model_dump(), status_code=503)
-    default = service.models.default_model
-    return JSONResponse(
-        Readiness(status="ready", model_version=default.version, models=list(service.models.models)).model_dump()
-    )
-
-
-@router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
-def metrics(m: MetricsDep) -> Response:
-    """Prometheus metrics: requests and latency by endpoint and status, digits, batching."""
-    return Response(m.exposition(), media_type=CONTENT_TYPE_LATEST)

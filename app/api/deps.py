@@ -16,10 +16,10 @@ from fastapi import Depends, Query, Request
 from fastapi.security import APIKeyHeader
 
 from app.config import Settings
-from app.errors import Unauthorized
-from app.metrics import Metrics
-from app.pipeline import Service
-from app.served_model import ServedModel
+from app.core.errors import Unauthorized
+from app.core.pipeline import Service
+from app.core.served_model import ServedModel
+from app.serving.metrics import Metrics
 
 
 async def _service(request: Request) -> Service:

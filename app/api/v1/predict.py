@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from app.deps import ModelDep, ServiceDep
-from app.errors import ApiError
-from app.pipeline import predict_upload, predict_uploads
-from app.routes.openapi import BATCH_BODY, IMAGE_BODY, UPLOAD_ERRORS, errors
-from app.schemas import BatchItem, BatchResponse, ErrorDetail, Prediction
-from app.uploads import read_upload, read_uploads
+from app.api.deps import ModelDep, ServiceDep
+from app.api.openapi import BATCH_BODY, IMAGE_BODY, UPLOAD_ERRORS, errors
+from app.api.uploads import read_upload, read_uploads
+from app.api.v1.convert import ms, to_prediction
+from app.api.v1.schemas import BatchItem, BatchResponse, ErrorDetail, Prediction, Timing
+from app.core.errors import DomainError
+from app.core.pipeline import score_upload, score_uploads
 
 router = APIRouter(prefix="/v1", tags=["predict"])
 
@@ -20,7 +21,7 @@ router = APIRouter(prefix="/v1", tags=["predict"])
 async def predict(request: Request, service: ServiceDep, model: ModelDep) -> Prediction:
     """Predict the digit in one image (a photo, a drawing, or an MNIST digit)."""
     upload = await read_upload(request)
-    return await predict_upload(upload.data, service, model)
+    return to_prediction(await score_upload(upload.data, service, model), model)
 
 
 @router.post(
@@ -29,18 +30,19 @@ async def predict(request: Request, service: ServiceDep, model: ModelDep) -> Pre
 async def predict_batch(request: Request, service: ServiceDep, model: ModelDep) -> BatchResponse:
     """Predict several images in one forward pass; a bad image fails only its own slot."""
     uploads = await read_uploads(request, service.settings.max_batch_images)
-    results, timing = await predict_uploads([u.data for u in uploads], service, model)
+    batch = await score_uploads([u.data for u in uploads], service, model)
     items = [
         BatchItem(index=i, filename=upload.filename, error=ErrorDetail(code=r.code, message=r.message))
-        if isinstance(r, ApiError)
-        else BatchItem(index=i, filename=upload.filename, prediction=r)
-        for i, (upload, r) in enumerate(zip(uploads, results, strict=True))
+        if isinstance(r, DomainError)
+        else BatchItem(index=i, filename=upload.filename, prediction=to_prediction(r, model))
+        for i, (upload, r) in enumerate(zip(uploads, batch.results, strict=True))
     ]
+    t_pre, total = batch.preprocess_s, batch.total_s
     return BatchResponse(
         model=model.name,
         model_version=model.version,
         count=len(items),
-        succeeded=sum(1 for r in results if not isinstance(r, ApiError)),
+        succeeded=sum(1 for r in batch.results if not isinstance(r, DomainError)),
         results=items,
-        timing=timing,
+        timing=Timing(preprocess_ms=ms(t_pre), inference_ms=ms(total - t_pre), total_ms=ms(total)),
     )

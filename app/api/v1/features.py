@@ -8,14 +8,15 @@ from typing import Annotated, Literal
 import numpy as np
 from fastapi import APIRouter, Query, Request, Response
 
-from app.deps import EXPENSIVE, ModelDep, ServiceDep
-from app.errors import UnknownLayer
-from app.pipeline import activations, preprocess_upload, scored_prediction
-from app.render import NORMALIZATION, feature_grid_png, input_png
-from app.routes.openapi import IMAGE_BODY, UPLOAD_ERRORS, errors
-from app.schemas import FeatureMapsResponse, InputImage, LayerActivation
-from app.served_model import ServedModel, to_tensor
-from app.uploads import read_upload
+from app.api.deps import EXPENSIVE, ModelDep, ServiceDep
+from app.api.openapi import IMAGE_BODY, UPLOAD_ERRORS, errors
+from app.api.uploads import read_upload
+from app.api.v1.convert import to_prediction
+from app.api.v1.schemas import FeatureMapsResponse, InputImage, LayerActivation
+from app.core.errors import UnknownLayer
+from app.core.pipeline import activations, preprocess_upload
+from app.core.served_model import ServedModel, to_tensor
+from app.imaging.render import NORMALIZATION, feature_grid_png, input_png
 
 router = APIRouter(prefix="/v1", tags=["feature maps"])
 
@@ -98,7 +99,7 @@ async def feature_maps(
         return out, image
 
     layer_rows, image = await service.expensive.run(build)
-    prediction = scored_prediction(acts.scored, model, service.metrics)
+    prediction = to_prediction(acts.scored, model)
     body = FeatureMapsResponse(prediction=prediction, input_image=image, normalization=NORMALIZATION, layers=layer_rows)
     # megabytes of JSON with png=true: serialised off the event loop, inside the slot
     return Response(await service.expensive.run(body.model_dump_json), media_type="application/json")

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from app.config import Precision
-from app.scheduler import BatchScheduler, BatchStats
+from app.core.scheduler import BatchScheduler, BatchStats
 from model.card import load_folder
 from model.net import MNIST_MEAN, MNIST_STD, ConvNet, LayerInfo, fused_for_inference
 

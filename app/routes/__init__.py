@@ -1,1 +1,0 @@
-"""HTTP routes, one module per concern; each handler is a few lines."""
