@@ -20,19 +20,19 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.telemetry import TelemetryConfig
 from PIL import Image
 
-from app.api.deps import require_api_key
-from app.api.errors import install_error_handlers
-from app.api.ops import health, page
-from app.api.v1 import features, insight, models, predict
-from app.config import Settings, get_settings
-from app.core.admission import Gate
-from app.core.explain import Explainer
-from app.core.pipeline import Service
-from app.core.registry import ModelRegistry
-from app.core.scheduler import BatchStats
-from app.imaging.preprocess import preprocess
-from app.serving.limits import BodyLimitMiddleware, TimeoutMiddleware
-from app.serving.metrics import Metrics, MetricsMiddleware
+from convlens.app.api.deps import require_api_key
+from convlens.app.api.errors import install_error_handlers
+from convlens.app.api.ops import health, page
+from convlens.app.api.v1 import features, insight, models, predict
+from convlens.app.config import Settings, get_settings
+from convlens.app.core.admission import Gate
+from convlens.app.core.explain import Explainer
+from convlens.app.core.pipeline import Service
+from convlens.app.core.registry import ModelRegistry
+from convlens.app.core.scheduler import BatchStats
+from convlens.app.imaging.preprocess import preprocess
+from convlens.app.serving.limits import BodyLimitMiddleware, TimeoutMiddleware
+from convlens.app.serving.metrics import Metrics, MetricsMiddleware
 
 log = logging.getLogger("convlens")
 NO_TELEMETRY = TelemetryConfig(tracing=False, metrics=False, logs=False, operation_spans=False)

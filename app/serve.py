@@ -1,6 +1,6 @@
 """Production entry point (the Docker image runs this): uvicorn with N worker processes.
 
-    PORT=8000 WEB_CONCURRENCY=2 python -m app.serve
+    PORT=8000 WEB_CONCURRENCY=2 python -m convlens.app.serve
 
 With more than one worker, Prometheus runs in multiprocess mode so /metrics from any
 worker reports the totals of all of them.
@@ -16,10 +16,10 @@ import tempfile
 
 import uvicorn
 
-from app.config import get_settings
-from app.core.registry import ModelRegistry
-from app.serving.transport import CoalescingHttpToolsProtocol
-from model.checkpoint import CheckpointError
+from convlens.app.config import get_settings
+from convlens.app.core.registry import ModelRegistry
+from convlens.app.serving.transport import CoalescingHttpToolsProtocol
+from convlens.model.checkpoint import CheckpointError
 
 
 def check_weights() -> None:
@@ -52,7 +52,7 @@ def main() -> None:
         os.makedirs(path)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
     uvicorn.run(
-        "app.main:app",
+        "convlens.app.main:app",
         host=host,
         port=port,
         workers=workers,

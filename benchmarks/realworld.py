@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from model.uploads import HELDOUT, HELDOUT_FAMILIES, TUNE, TUNING_FAMILIES, Family, Style, encode
+from convlens.model.uploads import HELDOUT, HELDOUT_FAMILIES, TUNE, TUNING_FAMILIES, Family, Style, encode
 
 TUNING_SEED, HELDOUT_SEED = 0, 1
 
@@ -86,7 +86,7 @@ Answer = tuple[int, float, float]  # digit (-1: refused), confidence served, bef
 
 def score(cases: list[Case], classify: Callable[[list[Case]], list[Answer]]) -> dict[str, dict[str, float]]:
     """family -> accuracy, n, refused, and (over all families) expected calibration error."""
-    from model.calibrate import calibration_error
+    from convlens.model.calibrate import calibration_error
 
     answers = classify(cases)
     per: dict[str, list[int]] = {}
@@ -123,10 +123,10 @@ def report(title: str, result: dict[str, dict[str, float]]) -> Iterator[str]:
 
 def local_classifier(batch: int = 256) -> Callable[[list[Case]], list[Answer]]:
     """The service's own preprocessing and serving network, in-process; -1 for a refusal."""
-    from app.config import Settings
-    from app.core.errors import DomainError
-    from app.core.served_model import ServedModel, to_tensor
-    from app.imaging.preprocess import preprocess
+    from convlens.app.config import Settings
+    from convlens.app.core.errors import DomainError
+    from convlens.app.core.served_model import ServedModel, to_tensor
+    from convlens.app.imaging.preprocess import preprocess
 
     settings = Settings()
     name = settings.default_model
@@ -168,7 +168,7 @@ def http_classifier(url: str) -> Callable[[list[Case]], list[Answer]]:
 
 
 def main() -> None:
-    from model.data import load_split
+    from convlens.model.data import load_split
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", default="data/mnist", help="default: %(default)s")

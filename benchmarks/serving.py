@@ -9,7 +9,7 @@ of percent over minutes, so servers are measured interleaved: all start once, th
 not being measured are paused (SIGSTOP: no CPU, not even a polling loop), and for each
 connection count every server takes its turn, `--rounds` times in rotating order;
 the table gives medians and each ratio comes from back-to-back measurements.
-  convlens  the service as users run it (python -m app.serve, default settings)
+  convlens  the service as users run it (python -m convlens.app.serve, default settings)
   floor     FastAPI endpoint that reads the upload and returns a constant
   tutorial  one forward pass per request inside an async endpoint, same model
   litserve  LitServe with dynamic batching, same model (pip install litserve)
@@ -38,14 +38,14 @@ import httpx
 import torch
 from PIL import Image
 
-from app.config import Precision
+from convlens.app.config import Precision
 
 ROOT = Path(__file__).resolve().parent.parent
 BOUNDARY = "convlensbenchboundary"
 
 
 def digit_png() -> bytes:
-    from model.data import load_split
+    from convlens.model.data import load_split
 
     x = load_split(ROOT / "tests/fixtures/mnist", "test", verify=False, download_missing=False).images[0]
     buf = io.BytesIO()
@@ -99,8 +99,9 @@ def start(name: str, port: int, env: dict[str, str], baseline: Path | None = Non
     py = sys.executable
     root = baseline if name == "baseline" and baseline else ROOT
     commands = {
-        "convlens": [py, "-m", "app.serve"],
-        "baseline": [py, "-m", "app.serve"],  # convlens from another checkout (--baseline)
+        "convlens": [py, "-m", "convlens.app.serve"],
+        # convlens from another checkout (--baseline), namespaced or from before it was
+        "baseline": [py, "-m", "convlens.app.serve" if (root / "convlens").is_dir() else "app.serve"],
         "floor": [py, "-m", "uvicorn", "benchmarks.servers.floor:app", "--port", str(port), "--log-level", "warning"],
         "tutorial": [
             py,
@@ -172,8 +173,8 @@ def run_wrk(url: str, script: Path, connections: int, duration: int) -> dict[str
 
 def raw_forward_images_per_s(batch: int, threads: int, precision: Precision, seconds: float = 3.0) -> float:
     """The network alone, exactly as the service runs it (BN folded, channels-last, same precision)."""
-    from app.config import Settings
-    from app.core.served_model import ServedModel
+    from convlens.app.config import Settings
+    from convlens.app.core.served_model import ServedModel
 
     torch.set_num_threads(threads)
     s = Settings()
@@ -194,8 +195,8 @@ def pause(proc: subprocess.Popen, paused: bool) -> None:
 
 
 def main() -> None:
-    from app.config import Settings
-    from app.core.served_model import resolve_precision
+    from convlens.app.config import Settings
+    from convlens.app.core.served_model import resolve_precision
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--duration", type=int, default=10, help="seconds per measurement (default: %(default)s)")

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from app.config import Settings
-from app.core.served_model import ServedModel, to_tensor
-from app.core.shift import all_shifts, cosine_to_first, offsets
-from app.imaging.preprocess import preprocess_array
-from model.data import load_split
+from convlens.app.config import Settings
+from convlens.app.core.served_model import ServedModel, to_tensor
+from convlens.app.core.shift import all_shifts, cosine_to_first, offsets
+from convlens.app.imaging.preprocess import preprocess_array
+from convlens.model.data import load_split
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -2,7 +2,7 @@
 
     python -m benchmarks.soak [--seconds 60] [--clients 64] [--hostile 0.2] [--rss-limit-mb 1500]
 
-Starts `python -m app.serve` on a loopback port, then runs `--clients` concurrent
+Starts `python -m convlens.app.serve` on a loopback port, then runs `--clients` concurrent
 clients for `--seconds`: most post good digits (which must all succeed), a share post
 hostile uploads (which must all get a 4xx, never a 5xx or a dropped connection), and one
 probes /healthz every 0.5 s (which must always answer). Samples the server's RSS (all
@@ -44,7 +44,7 @@ def rss_mb(pid: int) -> float:
 
 
 async def run(args: argparse.Namespace, url: str, pid: int) -> int:
-    from model.data import load_split
+    from convlens.model.data import load_split
 
     test = load_split("tests/fixtures/mnist", "test", verify=False, download_missing=False)
     goods = [(png_bytes(x), int(y)) for x, y in zip(test.images[:200], test.labels[:200], strict=True)]

@@ -2,7 +2,7 @@
 
     python -m benchmarks.starvation [--duration 10] [--flood 64] [--baseline DIR]
 
-Starts convlens as users run it (python -m app.serve, 2 workers) and measures, each for
+Starts convlens as users run it (python -m convlens.app.serve, 2 workers) and measures, each for
 `--duration` seconds:
   quiet   8 wrk connections on /v1/predict alone; a probe GETs /healthz every 20 ms
   flood   the same, while `--flood` more connections post /v1/feature-maps?png=true

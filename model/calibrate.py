@@ -93,7 +93,7 @@ def calibrate(
     test_labels: np.ndarray,
 ) -> dict[str, float | bool | str]:
     """The card's "calibration" block for a trained network (uint8 (N, 28, 28) inputs)."""
-    from model.evaluate import all_logits
+    from convlens.model.evaluate import all_logits
 
     def labels(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(a.astype(np.int64))
@@ -110,9 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     import sys
     from pathlib import Path
 
-    from model.checkpoint import CheckpointError, load_checkpoint
-    from model.data import DatasetError, load_split
-    from model.train import CARD_FILE, WEIGHTS_FILE, validation_inputs
+    from convlens.model.checkpoint import CheckpointError, load_checkpoint
+    from convlens.model.data import DatasetError, load_split
+    from convlens.model.train import CARD_FILE, WEIGHTS_FILE, validation_inputs
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights-dir", default="weights", help="weights and model card (default: %(default)s)")

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from model.checkpoint import CheckpointError, load_checkpoint
-from model.net import ConvNet
+from convlens.model.checkpoint import CheckpointError, load_checkpoint
+from convlens.model.net import ConvNet
 
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "model_card.json"

@@ -13,7 +13,7 @@ from pathlib import Path
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
-from model.net import ConvNet, NetConfig
+from convlens.model.net import ConvNet, NetConfig
 
 FORMAT = "convlens/1"
 

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from model.checkpoint import CheckpointError, load_checkpoint
-from model.data import DatasetError, load_split
-from model.net import MNIST_MEAN, MNIST_STD, NUM_CLASSES, ConvNet
+from convlens.model.checkpoint import CheckpointError, load_checkpoint
+from convlens.model.data import DatasetError, load_split
+from convlens.model.net import MNIST_MEAN, MNIST_STD, NUM_CLASSES, ConvNet
 
 
 @dataclass

@@ -34,13 +34,13 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from model.augment import AugmentConfig, augment
-from model.calibrate import calibrate
-from model.checkpoint import save_checkpoint
-from model.data import DatasetError, load_split
-from model.evaluate import Metrics, evaluate, normalize
-from model.net import DESCRIPTIONS, MNIST_MEAN, MNIST_STD, PRESETS, ConvNet, NetConfig, count_parameters
-from model.uploads import TRAIN, fonts
+from convlens.model.augment import AugmentConfig, augment
+from convlens.model.calibrate import calibrate
+from convlens.model.checkpoint import save_checkpoint
+from convlens.model.data import DatasetError, load_split
+from convlens.model.evaluate import Metrics, evaluate, normalize
+from convlens.model.net import DESCRIPTIONS, MNIST_MEAN, MNIST_STD, PRESETS, ConvNet, NetConfig, count_parameters
+from convlens.model.uploads import TRAIN, fonts
 
 log = logging.getLogger("model.train")
 
@@ -103,8 +103,8 @@ def render_uploads(
 ) -> tuple[tuple[torch.Tensor, torch.Tensor] | None, tuple[np.ndarray, np.ndarray], dict[str, Any]]:
     """Training and validation digits rendered as uploads and preprocessed as the service
     does (`model.upload_pool`); the two pools come from disjoint digits."""
-    from model.upload_pool import build_pool
-    from model.uploads import TRAINING_FAMILIES
+    from convlens.model.upload_pool import build_pool
+    from convlens.model.uploads import TRAINING_FAMILIES
 
     info: dict[str, Any] = {
         "share_of_batch": args.upload_share,
@@ -141,7 +141,7 @@ def validation_uploads(
     images: np.ndarray, labels: np.ndarray, val_idx: np.ndarray, n: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
     """The first `n` validation digits rendered as uploads (their own seed)."""
-    from model.upload_pool import build_pool
+    from convlens.model.upload_pool import build_pool
 
     return build_pool(images[val_idx[:n]], labels[val_idx[:n]], seed + 4)
 
@@ -341,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     (out / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
     if not args.smoke:
-        from model.plots import plot_confusion, plot_curves
+        from convlens.model.plots import plot_confusion, plot_curves
 
         plot_curves(history, out / "training_curves.png")
         plot_confusion(

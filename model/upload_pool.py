@@ -15,9 +15,9 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from app.core.errors import DomainError
-from app.imaging import preprocess as serving
-from model.uploads import TRAIN, TRAINING_FAMILIES
+from convlens.app.core.errors import DomainError
+from convlens.app.imaging import preprocess as serving
+from convlens.model.uploads import TRAIN, TRAINING_FAMILIES
 
 log = logging.getLogger(__name__)
 

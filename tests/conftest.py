@@ -7,10 +7,10 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from app.config import Settings
-from app.main import create_app
-from model.data import Split, load_split
-from model.uploads import encode
+from convlens.app.config import Settings
+from convlens.app.main import create_app
+from convlens.model.data import Split, load_split
+from convlens.model.uploads import encode
 
 __all__ = ["FIXTURES", "encode", "png_bytes"]
 

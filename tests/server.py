@@ -1,4 +1,4 @@
-"""Start the service as users run it (python -m app.serve) on a free loopback port."""
+"""Start the service as users run it (python -m convlens.app.serve) on a free loopback port."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def running_server(env: dict[str, str] | None = None, ready_timeout: float = 60)
     full_env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", **(env or {})}
     full_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.serve"],
+        [sys.executable, "-m", "convlens.app.serve"],
         cwd=ROOT,
         env=full_env,
         stdout=subprocess.PIPE,

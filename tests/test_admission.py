@@ -6,8 +6,8 @@ import time
 import httpx
 import pytest
 
-from app.core.admission import Gate
-from app.core.errors import Overloaded
+from convlens.app.core.admission import Gate
+from convlens.app.core.errors import Overloaded
 from tests.conftest import png_bytes
 from tests.server import running_server
 

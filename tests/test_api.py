@@ -10,9 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from app.config import Settings
-from app.main import create_app
-from model.checkpoint import CheckpointError
+from convlens.app.config import Settings
+from convlens.app.main import create_app
+from convlens.model.checkpoint import CheckpointError
 from tests.conftest import encode, png_bytes
 from tests.test_preprocess import png_with_header
 
@@ -39,8 +39,8 @@ def test_predict_multipart_and_raw_body(client, mnist_test):
 
 def test_http_predictions_equal_offline_model(client, mnist_test):
     """Through the API, the 1,000 committed test digits score what the model scores offline."""
-    from model.checkpoint import load_checkpoint
-    from model.evaluate import evaluate
+    from convlens.model.checkpoint import load_checkpoint
+    from convlens.model.evaluate import evaluate
 
     offline = evaluate(load_checkpoint("weights/shipped/model.safetensors"), mnist_test.images, mnist_test.labels)
     correct = 0

@@ -1,6 +1,6 @@
 import torch
 
-from model.calibrate import calibration_error, calibration_report, expected_calibration_error, fit_temperature
+from convlens.model.calibrate import calibration_error, calibration_report, expected_calibration_error, fit_temperature
 
 
 def overconfident(n: int = 4000, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -44,7 +44,7 @@ def test_the_temperature_is_served_only_when_it_helps_unseen_halves():
 
 
 def test_refitting_a_missing_card_fails_with_one_line(tmp_path, capsys):
-    from model.calibrate import main
+    from convlens.model.calibrate import main
 
     assert main(["--weights-dir", str(tmp_path), "--data-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()

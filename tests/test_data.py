@@ -4,7 +4,7 @@ import shutil
 import numpy as np
 import pytest
 
-from model.data import DatasetError, load_file, load_split, md5_hex, parse_idx, read_bytes, write_idx
+from convlens.model.data import DatasetError, load_file, load_split, md5_hex, parse_idx, read_bytes, write_idx
 
 FIXTURES = "tests/fixtures/mnist"
 
@@ -101,7 +101,7 @@ def test_download_verifies_the_checksum(tmp_path, monkeypatch):
         return Resp(b"garbage" if len(calls) == 1 else real)
 
     monkeypatch.setattr("urllib.request.urlopen", fake)
-    from model.data import download
+    from convlens.model.data import download
 
     path = download("t10k-labels-idx1-ubyte", tmp_path, md5_hex(gzip.decompress(real)))
     assert len(calls) == 2

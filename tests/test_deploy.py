@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from app.main import create_app
+from convlens.app.main import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,7 +31,7 @@ def test_dockerfile_is_multistage_nonroot_with_exec_entrypoint_and_healthcheck()
     assert "download.pytorch.org/whl/cpu" in text and "torch==2.13.0" in text
     user = re.findall(r"^USER (\S+)", text, re.M)
     assert user and not user[-1].startswith(("root", "0"))
-    assert re.search(r'^ENTRYPOINT \["python", "-m", "app.serve"\]', text, re.M)
+    assert re.search(r'^ENTRYPOINT \["python", "-m", "convlens.app.serve"\]', text, re.M)
     assert re.search(r"^HEALTHCHECK .*\n?.*healthz", text, re.M)
     assert "PORT=8000" in text
 
@@ -41,7 +41,7 @@ def test_dockerignore_keeps_tests_data_and_caches_out():
     assert lines[0] == "*"  # deny everything, then allow what the image needs
     allowed = {ln[1:].rstrip("/") for ln in lines if ln.startswith("!")}
     assert "**/__pycache__" in lines
-    assert allowed == {"app", "model", "weights", "pyproject.toml", "README.md"}
+    assert allowed == {"convlens", "app", "model", "weights", "pyproject.toml", "README.md"}
 
 
 def test_kubernetes_manifests_reference_real_probe_paths_and_port():

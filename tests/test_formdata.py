@@ -3,8 +3,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.api import formdata
-from app.core.errors import MalformedRequest
+from convlens.app.api import formdata
+from convlens.app.core.errors import MalformedRequest
 
 
 def encode(files: list[tuple[str, bytes]], data: dict[str, str] | None = None) -> tuple[bytes, str]:

@@ -11,9 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from app.config import Settings
-from app.main import create_app
-from model.data import load_split
+from convlens.app.config import Settings
+from convlens.app.main import create_app
+from convlens.model.data import load_split
 from tests.conftest import FIXTURES, encode, png_bytes
 from tests.test_preprocess import png_with_header
 

@@ -7,11 +7,11 @@ import pytest
 import torch
 from PIL import Image
 
-from app.config import Settings
-from app.core.explain import Explainer
-from app.core.served_model import ServedModel, to_tensor
-from app.core.shift import offsets, shifted
-from app.imaging.preprocess import preprocess_array
+from convlens.app.config import Settings
+from convlens.app.core.explain import Explainer
+from convlens.app.core.served_model import ServedModel, to_tensor
+from convlens.app.core.shift import offsets, shifted
+from convlens.app.imaging.preprocess import preprocess_array
 from tests.conftest import png_bytes
 
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from model.net import ARTICLE, SHIPPED, ConvNet, NetConfig, count_parameters
+from convlens.model.net import ARTICLE, SHIPPED, ConvNet, NetConfig, count_parameters
 
 
 def conv_params(k: int, c_in: int, c_out: int) -> int:

@@ -4,10 +4,10 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
-from app.config import Settings
-from app.core.served_model import ServedModel, to_tensor
-from app.imaging.preprocess import preprocess_array
-from app.main import create_app
+from convlens.app.config import Settings
+from convlens.app.core.served_model import ServedModel, to_tensor
+from convlens.app.imaging.preprocess import preprocess_array
+from convlens.app.main import create_app
 from tests.conftest import png_bytes
 
 
@@ -19,7 +19,7 @@ def predictors() -> dict[str, ServedModel]:
 
 @pytest.mark.parametrize(("native", "dtype"), [(True, torch.bfloat16), (False, torch.float32)])
 def test_auto_serves_bfloat16_only_where_the_cpu_has_it(monkeypatch, native, dtype):
-    monkeypatch.setattr("app.core.served_model.cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr("convlens.app.core.served_model.cpu_has_native_bf16", lambda: native)
     s = Settings()
     auto = ServedModel.load("shipped", s.model_dir("shipped"), "auto")
     assert auto.serving.layers.fc.weight.dtype == dtype

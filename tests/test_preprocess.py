@@ -8,9 +8,16 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays, scalar_dtypes
 from PIL import Image
 
-from app.api.errors import status_of
-from app.core.errors import BlankImage, DomainError, EmptyImage, ImageTooLarge, UnreadableImage, UnsupportedMediaType
-from app.imaging.preprocess import preprocess, preprocess_array
+from convlens.app.api.errors import status_of
+from convlens.app.core.errors import (
+    BlankImage,
+    DomainError,
+    EmptyImage,
+    ImageTooLarge,
+    UnreadableImage,
+    UnsupportedMediaType,
+)
+from convlens.app.imaging.preprocess import preprocess, preprocess_array
 from tests.conftest import encode, png_bytes
 
 MAX_PIXELS = 50_000_000
@@ -189,7 +196,7 @@ def test_any_random_picture_size(h, w, seed):
 @given(arrays(np.float32, st.integers(1, 300), elements=st.floats(0, 1, width=32)), st.floats(0, 100))
 def test_median_and_percentile_are_numpys(a, q):
     """The partition-based shortcuts give what np.median / np.percentile give."""
-    from app.imaging.preprocess import _median, _percentile
+    from convlens.app.imaging.preprocess import _median, _percentile
 
     assert _median(a) == pytest.approx(float(np.median(a)), abs=1e-6)
     assert _percentile(a, q) == pytest.approx(float(np.percentile(a, q)), abs=1e-6)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from benchmarks.realworld import Case, heldout_split, local_classifier, score, tuning_split
-from model.uploads import HELDOUT_FAMILIES, TUNING_FAMILIES
+from convlens.model.uploads import HELDOUT_FAMILIES, TUNING_FAMILIES
 
 N = 100  # digits a family
 

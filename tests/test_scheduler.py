@@ -5,9 +5,9 @@ import time
 import pytest
 import torch
 
-from app.core.errors import Overloaded
-from app.core.scheduler import BatchScheduler, BatchStats
-from model.net import ARTICLE, ConvNet
+from convlens.app.core.errors import Overloaded
+from convlens.app.core.scheduler import BatchScheduler, BatchStats
+from convlens.model.net import ARTICLE, ConvNet
 
 
 def ids(n: int, start: int = 0) -> list[torch.Tensor]:

@@ -1,4 +1,4 @@
-"""The real thing: `python -m app.serve` (the Docker entrypoint) on a loopback port."""
+"""The real thing: `python -m convlens.app.serve` (the Docker entrypoint) on a loopback port."""
 
 import os
 import re
@@ -88,7 +88,7 @@ def test_multi_worker_mode_serves_and_counts_across_workers(mnist_test):
 def test_missing_weights_stop_startup_with_one_clear_line(tmp_path):
     env = {**os.environ, "CONVLENS_WEIGHTS_DIR": str(tmp_path / "nope"), "PORT": "0"}
     out = subprocess.run(
-        [sys.executable, "-m", "app.serve"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "convlens.app.serve"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )
     assert out.returncode == 1
     lines = (out.stdout + out.stderr).strip().splitlines()

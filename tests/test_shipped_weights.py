@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from model.checkpoint import CheckpointError, load_checkpoint, sha256_file
-from model.data import load_split
-from model.evaluate import evaluate
+from convlens.model.checkpoint import CheckpointError, load_checkpoint, sha256_file
+from convlens.model.data import load_split
+from convlens.model.evaluate import evaluate
 
 WEIGHTS = Path("weights/shipped/model.safetensors")
 CARD = json.loads(Path("weights/shipped/model_card.json").read_text())
@@ -28,7 +28,7 @@ def test_shipped_weights_score_99_percent_on_committed_test_subset():
 def test_shipped_weights_score_on_the_committed_digits_what_the_card_claims(mnist_test):
     """Measured here, not read back: the card's 99.68 % is over all 10,000 test digits; the
     committed first 1,000 are easier (the shipped weights miss 2 of them)."""
-    from model.evaluate import evaluate
+    from convlens.model.evaluate import evaluate
 
     model = load_checkpoint(WEIGHTS, CARD["weights"]["sha256"])
     measured = evaluate(model, mnist_test.images, mnist_test.labels)

@@ -3,8 +3,8 @@ import json
 import pytest
 from safetensors.torch import load_file
 
-from model.checkpoint import load_checkpoint, sha256_file
-from model.train import main
+from convlens.model.checkpoint import load_checkpoint, sha256_file
+from convlens.model.train import main
 
 FIXTURES = "tests/fixtures/mnist"
 
@@ -80,7 +80,7 @@ def test_missing_data_fails_with_a_clear_message(tmp_path, monkeypatch, capsys):
 
 
 def test_missing_fonts_fail_with_a_clear_message(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("model.train.fonts", lambda *a: ())
+    monkeypatch.setattr("convlens.model.train.fonts", lambda *a: ())
     assert main(["--smoke", "--data-dir", FIXTURES, "--out-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "fonts-dejavu-core" in err[0]

@@ -1,6 +1,6 @@
 import asyncio
 
-from app.serving.transport import CoalescingTransport
+from convlens.app.serving.transport import CoalescingTransport
 
 
 class FakeTransport:

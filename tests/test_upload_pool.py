@@ -2,19 +2,19 @@
 
 import numpy as np
 
-import app.imaging.preprocess
-from model import upload_pool
+from convlens.app.imaging import preprocess as serving
+from convlens.model import upload_pool
 
 
 def test_training_uploads_go_through_the_serving_preprocess(mnist_test, monkeypatch):
     calls: list[bytes] = []
-    real = app.imaging.preprocess.preprocess
+    real = serving.preprocess
 
     def spy(data: bytes, max_pixels: int):
         calls.append(data)
         return real(data, max_pixels)
 
-    monkeypatch.setattr(app.imaging.preprocess, "preprocess", spy)
+    monkeypatch.setattr(serving, "preprocess", spy)
     x, y, refused = upload_pool.build_pool(mnist_test.images[:24], mnist_test.labels[:24], seed=5)
     assert len(calls) == 24  # every rendered upload, none preprocessed another way
     assert len(x) == len(y) == 24 - sum(refused.values())

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from app.core.served_model import ServedModel, to_tensor
-from app.imaging.preprocess import preprocess
-from model.uploads import HELDOUT_FAMILIES, TRAINING_FAMILIES, TUNE, TUNING_FAMILIES, pen_stroke
+from convlens.app.core.served_model import ServedModel, to_tensor
+from convlens.app.imaging.preprocess import preprocess
+from convlens.model.uploads import HELDOUT_FAMILIES, TRAINING_FAMILIES, TUNE, TUNING_FAMILIES, pen_stroke
 
 UPLOADS = Path(__file__).parent / "fixtures" / "uploads"
 MAX_PIXELS = 50_000_000
@@ -95,7 +95,7 @@ def test_a_shadow_across_the_page_is_not_taken_for_ink(predictor, mnist_test):
     """The shadow family of the held-out split, on ten committed digits: with one paper
     level the shadow became "ink" and the crop box covered it (3 of 10 right without the
     local paper map, 8 with it: the 2 left are the family's known weakness)."""
-    from model.uploads import HELDOUT, shadow
+    from convlens.model.uploads import HELDOUT, shadow
 
     rng = np.random.default_rng(11)
     right = 0

@@ -15,11 +15,11 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from fastapi.security import APIKeyHeader
 
-from app.config import Settings
-from app.core.errors import Unauthorized
-from app.core.pipeline import Service
-from app.core.served_model import ServedModel
-from app.serving.metrics import Metrics
+from convlens.app.config import Settings
+from convlens.app.core.errors import Unauthorized
+from convlens.app.core.pipeline import Service
+from convlens.app.core.served_model import ServedModel
+from convlens.app.serving.metrics import Metrics
 
 
 async def _service(request: Request) -> Service:

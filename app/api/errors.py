@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from app.core import errors as e
+from convlens.app.core import errors as e
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from python_multipart.multipart import parse_options_header
 
-from app.core.errors import MalformedRequest
+from convlens.app.core.errors import MalformedRequest
 
 CRLF = b"\r\n"
 

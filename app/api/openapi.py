@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.api.v1.schemas import ErrorResponse
+from convlens.app.api.v1.schemas import ErrorResponse
 
 _binary = {"type": "string", "format": "binary"}
 

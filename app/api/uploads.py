@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from app.api import formdata
-from app.core.errors import MalformedRequest, UnsupportedMediaType
+from convlens.app.api import formdata
+from convlens.app.core.errors import MalformedRequest, UnsupportedMediaType
 
 RAW_TYPES = ("image/", "application/octet-stream")
 MAX_EXTRA_FIELDS = 16  # text fields a client may send beside the images (and we ignore)

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from app.core.errors import Overloaded
+from convlens.app.core.errors import Overloaded
 
 T = TypeVar("T")
 LOWEST_PRIORITY = 19

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from captum.attr import LayerAttribution, LayerGradCam, Occlusion, Saliency
 
-from app.core.errors import UnsupportedMethod
-from app.core.served_model import ServedModel
-from model.net import MNIST_MEAN, MNIST_STD, ConvNet
+from convlens.app.core.errors import UnsupportedMethod
+from convlens.app.core.served_model import ServedModel
+from convlens.model.net import MNIST_MEAN, MNIST_STD, ConvNet
 
 Method = Literal["gradcam", "saliency", "occlusion"]
 METHODS: tuple[Method, ...] = ("gradcam", "saliency", "occlusion")

@@ -19,15 +19,15 @@ import torch
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
-from app.config import Settings
-from app.core.admission import Gate
-from app.core.errors import DomainError
-from app.core.explain import Explainer, Method
-from app.core.registry import ModelRegistry
-from app.core.served_model import ServedModel, to_tensor
-from app.core.shift import all_shifts, cosine_to_first, offsets
-from app.imaging.preprocess import INLINE_BYTES, Preprocessed, finish, is_cheap, open_image, preprocess
-from app.serving.metrics import Metrics
+from convlens.app.config import Settings
+from convlens.app.core.admission import Gate
+from convlens.app.core.errors import DomainError
+from convlens.app.core.explain import Explainer, Method
+from convlens.app.core.registry import ModelRegistry
+from convlens.app.core.served_model import ServedModel, to_tensor
+from convlens.app.core.shift import all_shifts, cosine_to_first, offsets
+from convlens.app.imaging.preprocess import INLINE_BYTES, Preprocessed, finish, is_cheap, open_image, preprocess
+from convlens.app.serving.metrics import Metrics
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from app.config import Settings
-from app.core.errors import UnknownModel
-from app.core.served_model import ServedModel
+from convlens.app.config import Settings
+from convlens.app.core.errors import UnknownModel
+from convlens.app.core.served_model import ServedModel
 
 
 @dataclass

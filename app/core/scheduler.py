@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from app.core.errors import Overloaded
+from convlens.app.core.errors import Overloaded
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

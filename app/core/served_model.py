@@ -11,10 +11,10 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from app.config import Precision
-from app.core.scheduler import BatchScheduler, BatchStats
-from model.card import load_folder
-from model.net import MNIST_MEAN, MNIST_STD, ConvNet, LayerInfo, fused_for_inference
+from convlens.app.config import Precision
+from convlens.app.core.scheduler import BatchScheduler, BatchStats
+from convlens.model.card import load_folder
+from convlens.model.net import MNIST_MEAN, MNIST_STD, ConvNet, LayerInfo, fused_for_inference
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 

@@ -21,7 +21,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
-from app.core.errors import BlankImage, EmptyImage, ImageTooLarge, UnreadableImage, UnsupportedMediaType
+from convlens.app.core.errors import BlankImage, EmptyImage, ImageTooLarge, UnreadableImage, UnsupportedMediaType
 
 # What the service accepts; Pillow can open more (ICO, PSD, ...), which we refuse (415).
 FORMATS = frozenset({"PNG", "JPEG", "MPO", "GIF", "BMP", "WEBP", "TIFF"})

@@ -10,8 +10,8 @@ import asyncio
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.errors import domain_error_response, error_response
-from app.core.errors import PayloadTooLarge
+from convlens.app.api.errors import domain_error_response, error_response
+from convlens.app.core.errors import PayloadTooLarge
 
 
 class BodyLimitMiddleware:

@@ -12,9 +12,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from app.config import Settings
-from model.checkpoint import load_checkpoint
-from model.evaluate import normalize
+from convlens.app.config import Settings
+from convlens.model.checkpoint import load_checkpoint
+from convlens.model.evaluate import normalize
 
 
 class DigitAPI(ls.LitAPI):

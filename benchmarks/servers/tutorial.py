@@ -13,9 +13,9 @@ import torch
 from fastapi import FastAPI, File, UploadFile
 from PIL import Image
 
-from app.config import Settings
-from model.checkpoint import load_checkpoint
-from model.evaluate import normalize
+from convlens.app.config import Settings
+from convlens.model.checkpoint import load_checkpoint
+from convlens.model.evaluate import normalize
 
 torch.set_num_threads(int(__import__("os").environ.get("TORCH_THREADS", "1")))
 model = load_checkpoint(Settings().model_dir("shipped") / "model.safetensors")

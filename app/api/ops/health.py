@@ -6,8 +6,8 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from app.api.deps import MetricsDep
-from app.api.v1.schemas import Health, Readiness
+from convlens.app.api.deps import MetricsDep
+from convlens.app.api.v1.schemas import Health, Readiness
 
 router = APIRouter(tags=["operations"])
 

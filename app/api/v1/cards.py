@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from app.api.v1.schemas import LayerRow, ModelCard, TrainingSummary
-from app.core.served_model import ServedModel
+from convlens.app.api.v1.schemas import LayerRow, ModelCard, TrainingSummary
+from convlens.app.core.served_model import ServedModel
 
 
 def model_card(model: ServedModel) -> ModelCard:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.api.v1.schemas import InputInfo, Prediction, Timing
-from app.core.pipeline import Scored
-from app.core.served_model import ServedModel
+from convlens.app.api.v1.schemas import InputInfo, Prediction, Timing
+from convlens.app.core.pipeline import Scored
+from convlens.app.core.served_model import ServedModel
 
 
 def ms(seconds: float) -> float:

@@ -8,15 +8,15 @@ from typing import Annotated, Literal
 import numpy as np
 from fastapi import APIRouter, Query, Request, Response
 
-from app.api.deps import EXPENSIVE, ModelDep, ServiceDep
-from app.api.openapi import IMAGE_BODY, UPLOAD_ERRORS, errors
-from app.api.uploads import read_upload
-from app.api.v1.convert import to_prediction
-from app.api.v1.schemas import FeatureMapsResponse, InputImage, LayerActivation
-from app.core.errors import UnknownLayer
-from app.core.pipeline import activations, preprocess_upload
-from app.core.served_model import ServedModel, to_tensor
-from app.imaging.render import NORMALIZATION, feature_grid_png, input_png
+from convlens.app.api.deps import EXPENSIVE, ModelDep, ServiceDep
+from convlens.app.api.openapi import IMAGE_BODY, UPLOAD_ERRORS, errors
+from convlens.app.api.uploads import read_upload
+from convlens.app.api.v1.convert import to_prediction
+from convlens.app.api.v1.schemas import FeatureMapsResponse, InputImage, LayerActivation
+from convlens.app.core.errors import UnknownLayer
+from convlens.app.core.pipeline import activations, preprocess_upload
+from convlens.app.core.served_model import ServedModel, to_tensor
+from convlens.app.imaging.render import NORMALIZATION, feature_grid_png, input_png
 
 router = APIRouter(prefix="/v1", tags=["feature maps"])
 

@@ -7,14 +7,14 @@ from typing import Annotated
 import numpy as np
 from fastapi import APIRouter, Query, Request, Response
 
-from app.api.deps import EXPENSIVE, ModelDep, ServiceDep
-from app.api.openapi import IMAGE_BODY, UPLOAD_ERRORS, errors
-from app.api.uploads import read_upload
-from app.api.v1.convert import to_prediction
-from app.api.v1.schemas import Explanation, ShiftExperiment, ShiftModelResult, ShiftResult
-from app.core.explain import Method
-from app.core.pipeline import Explained, Service, explain_upload, shift_experiment
-from app.imaging.render import heatmap_png
+from convlens.app.api.deps import EXPENSIVE, ModelDep, ServiceDep
+from convlens.app.api.openapi import IMAGE_BODY, UPLOAD_ERRORS, errors
+from convlens.app.api.uploads import read_upload
+from convlens.app.api.v1.convert import to_prediction
+from convlens.app.api.v1.schemas import Explanation, ShiftExperiment, ShiftModelResult, ShiftResult
+from convlens.app.core.explain import Method
+from convlens.app.core.pipeline import Explained, Service, explain_upload, shift_experiment
+from convlens.app.imaging.render import heatmap_png
 
 router = APIRouter(prefix="/v1", tags=["insight"], dependencies=[EXPENSIVE])
 

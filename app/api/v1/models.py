@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from app.api.deps import ModelDep, ServiceDep
-from app.api.openapi import errors
-from app.api.v1.cards import model_card
-from app.api.v1.schemas import ModelCard, ModelList
-from app.core.errors import UnknownLayer
-from app.imaging.render import feature_grid_png
+from convlens.app.api.deps import ModelDep, ServiceDep
+from convlens.app.api.openapi import errors
+from convlens.app.api.v1.cards import model_card
+from convlens.app.api.v1.schemas import ModelCard, ModelList
+from convlens.app.core.errors import UnknownLayer
+from convlens.app.imaging.render import feature_grid_png
 
 router = APIRouter(tags=["models"])
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from app.api.deps import ModelDep, ServiceDep
-from app.api.openapi import BATCH_BODY, IMAGE_BODY, UPLOAD_ERRORS, errors
-from app.api.uploads import read_upload, read_uploads
-from app.api.v1.convert import ms, to_prediction
-from app.api.v1.schemas import BatchItem, BatchResponse, ErrorDetail, Prediction, Timing
-from app.core.errors import DomainError
-from app.core.pipeline import score_upload, score_uploads
+from convlens.app.api.deps import ModelDep, ServiceDep
+from convlens.app.api.openapi import BATCH_BODY, IMAGE_BODY, UPLOAD_ERRORS, errors
+from convlens.app.api.uploads import read_upload, read_uploads
+from convlens.app.api.v1.convert import ms, to_prediction
+from convlens.app.api.v1.schemas import BatchItem, BatchResponse, ErrorDetail, Prediction, Timing
+from convlens.app.core.errors import DomainError
+from convlens.app.core.pipeline import score_upload, score_uploads
 
 router = APIRouter(prefix="/v1", tags=["predict"])
 

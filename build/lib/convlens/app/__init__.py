@@ -1,0 +1,1 @@
+"""The convlens HTTP service: knows FastAPI and images; imports `model` for the network."""

@@ -1,0 +1,1 @@
+"""Protocol adapters: HTTP requests in, wire formats out; nothing here computes."""

@@ -1,0 +1,1 @@
+"""What operators and browsers need: health, readiness, metrics, the web page."""

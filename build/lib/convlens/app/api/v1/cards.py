@@ -1,0 +1,37 @@
+"""A served model's card as the API shows it: the training card plus what serving knows."""
+
+from __future__ import annotations
+
+from convlens.app.api.v1.schemas import LayerRow, ModelCard, TrainingSummary
+from convlens.app.core.served_model import ServedModel
+
+
+def model_card(model: ServedModel) -> ModelCard:
+    card = model.card
+    training = card.get("training", {})
+    metrics = card.get("metrics", {})
+    return ModelCard(
+        name=model.name,
+        version=model.version,
+        description=card.get("description"),
+        created=card.get("created"),
+        architecture=model.reference.config.to_dict(),
+        layers=[
+            LayerRow(name=r.name, type=r.type, output_shape=r.output_shape, parameters=r.parameters)
+            for r in model.layers
+        ],
+        parameters=sum(r.parameters for r in model.layers),
+        feature_layers=model.feature_layers,
+        filter_layers=model.filter_layers,
+        test_accuracy=metrics.get("test_accuracy"),
+        per_class_accuracy=metrics.get("per_class_accuracy"),
+        confusion_matrix=metrics.get("confusion_matrix"),
+        weights_sha256=card["weights"]["sha256"],
+        serving_precision=model.precision,
+        training=TrainingSummary(
+            **{k: training.get(k) for k in ("command", "seed", "epochs", "best_epoch", "seconds")},
+            history=training.get("history", []),
+        ),
+        data=card.get("data", {}),
+        environment=card.get("environment", {}),
+    )

@@ -1,0 +1,137 @@
+"""Intermediate feature maps, as numbers and as PNG grids; the preprocessed input."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated, Literal
+
+import numpy as np
+from fastapi import APIRouter, Query, Request, Response
+
+from convlens.app.api.deps import EXPENSIVE, ModelDep, ServiceDep
+from convlens.app.api.openapi import IMAGE_BODY, UPLOAD_ERRORS, errors
+from convlens.app.api.uploads import read_upload
+from convlens.app.api.v1.convert import to_prediction
+from convlens.app.api.v1.schemas import FeatureMapsResponse, InputImage, LayerActivation
+from convlens.app.core.errors import UnknownLayer
+from convlens.app.core.pipeline import activations, preprocess_upload
+from convlens.app.core.served_model import ServedModel, to_tensor
+from convlens.app.imaging.render import NORMALIZATION, feature_grid_png, input_png
+
+router = APIRouter(prefix="/v1", tags=["feature maps"])
+
+PNG = {200: {"content": {"image/png": {}}, "description": "a PNG picture"}}
+Norm = Annotated[Literal["layer", "channel"], Query(description="scale colours per layer or per channel")]
+
+
+def data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+def _signed(model: ServedModel, layer: str) -> bool:
+    """Conv and batch-norm outputs have a sign; ReLU and pool outputs do not."""
+    return model.kinds[layer] in ("conv", "bn")
+
+
+def _unknown(model: ServedModel, what: str) -> UnknownLayer:
+    if not model.feature_layers:
+        return UnknownLayer(f"unknown layer(s) {what}: model {model.name!r} has no conv or pool layers")
+    return UnknownLayer(f"unknown layer(s) {what}; {model.name!r} has {', '.join(model.feature_layers)}")
+
+
+def resolve_layers(model: ServedModel, layers: str | None) -> list[str]:
+    """Comma-separated names -> checked, de-duplicated list in the order given."""
+    if not layers:
+        return model.default_layers
+    names = list(dict.fromkeys(n.strip() for n in layers.split(",") if n.strip()))
+    unknown = [n for n in names if n not in model.feature_layers]
+    if unknown or not names:
+        raise _unknown(model, ", ".join(unknown) or repr(layers))
+    return names
+
+
+def _round(a: np.ndarray) -> list:  # type: ignore[type-arg]
+    return np.round(a, 4).tolist()
+
+
+@router.post(
+    "/feature-maps",
+    response_model=FeatureMapsResponse,
+    responses={**UPLOAD_ERRORS, **errors(404)},
+    openapi_extra=IMAGE_BODY,
+    dependencies=[EXPENSIVE],
+)
+async def feature_maps(
+    request: Request,
+    service: ServiceDep,
+    model: ModelDep,
+    layers: Annotated[
+        str | None, Query(description="comma-separated layer names; default: every conv, ReLU and pool layer")
+    ] = None,
+    values: Annotated[bool, Query(description="include the activation values")] = True,
+    png: Annotated[bool, Query(description="embed each layer's PNG grid (and the input) as a data URI")] = False,
+    norm: Norm = "layer",
+) -> Response:
+    """The prediction plus every conv/ReLU/pool layer's activations for one image."""
+    names = resolve_layers(model, layers)
+    upload = await read_upload(request)
+    acts = await activations(upload.data, service, model, names)
+    pre, types = acts.scored.pre, model.layer_types
+
+    def build() -> tuple[list[LayerActivation], InputImage]:
+        out = []
+        for name in names:
+            a = acts.layers[name]
+            out.append(
+                LayerActivation(
+                    name=name,
+                    type=types[name],
+                    shape=list(a.shape),
+                    min=float(a.min()),
+                    max=float(a.max()),
+                    values=_round(a) if values else None,
+                    png=data_uri(feature_grid_png(a, _signed(model, name), norm == "channel")) if png else None,
+                )
+            )
+        image = InputImage(
+            shape=[1, 28, 28], values=_round(pre.pixels), png=data_uri(input_png(pre.pixels)) if png else None
+        )
+        return out, image
+
+    layer_rows, image = await service.expensive.run(build)
+    prediction = to_prediction(acts.scored, model)
+    body = FeatureMapsResponse(prediction=prediction, input_image=image, normalization=NORMALIZATION, layers=layer_rows)
+    # megabytes of JSON with png=true: serialised off the event loop, inside the slot
+    return Response(await service.expensive.run(body.model_dump_json), media_type="application/json")
+
+
+@router.post(
+    "/feature-maps/{layer}.png",
+    response_class=Response,
+    responses={**PNG, **UPLOAD_ERRORS, **errors(404)},
+    openapi_extra=IMAGE_BODY,
+    dependencies=[EXPENSIVE],
+)
+async def feature_map_png(
+    layer: str, request: Request, service: ServiceDep, model: ModelDep, norm: Norm = "layer"
+) -> Response:
+    """A PNG grid of every channel of one layer for one image (colours: see /v1/feature-maps)."""
+    if layer not in model.feature_layers:
+        raise _unknown(model, layer)
+    upload = await read_upload(request)
+    pre, _ = await preprocess_upload(upload.data, service)
+    signed = _signed(model, layer)
+
+    def render() -> bytes:
+        acts = model.features(to_tensor(pre.pixels), [layer])
+        return feature_grid_png(acts[layer][0].numpy(), signed, norm == "channel")
+
+    return Response(await service.expensive.run(render), media_type="image/png")
+
+
+@router.post("/preprocessed.png", response_class=Response, responses={**PNG, **UPLOAD_ERRORS}, openapi_extra=IMAGE_BODY)
+async def preprocessed_png(request: Request, service: ServiceDep) -> Response:
+    """The 28 x 28 input the network sees for this image, enlarged 8x (white ink on black)."""
+    upload = await read_upload(request)
+    pre, _ = await preprocess_upload(upload.data, service)
+    return Response(await service.expensive.run(input_png, pre.pixels), media_type="image/png")

@@ -1,0 +1,173 @@
+"""Every response body of the API, as pydantic models (they become the OpenAPI page)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="stable machine-readable code, e.g. unreadable_image")
+    message: str = Field(description="what went wrong, for a person")
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class InputInfo(BaseModel):
+    width: int = Field(description="width of the uploaded image in pixels")
+    height: int
+    format: str = Field(description="decoded file format, e.g. PNG")
+    inverted: bool = Field(description="dark ink on a light background was inverted to MNIST's white on black")
+
+
+class Timing(BaseModel):
+    preprocess_ms: float
+    inference_ms: float = Field(description="queueing plus the forward pass")
+    total_ms: float
+
+
+class Prediction(BaseModel):
+    digit: int = Field(ge=0, le=9)
+    confidence: float = Field(ge=0, le=1, description="probability of `digit`")
+    probabilities: list[float] = Field(min_length=10, max_length=10, description="softmax; index = digit")
+    model: str = Field(description="name of the model that answered (see /v1/models)")
+    model_version: str
+    input: InputInfo
+    timing: Timing
+
+
+class BatchItem(BaseModel):
+    index: int
+    filename: str | None = None
+    prediction: Prediction | None = None
+    error: ErrorDetail | None = None
+
+
+class BatchResponse(BaseModel):
+    model: str
+    model_version: str
+    count: int
+    succeeded: int
+    results: list[BatchItem]
+    timing: Timing
+
+
+class LayerActivation(BaseModel):
+    name: str
+    type: str
+    shape: list[int] = Field(description="[channels, height, width]")
+    min: float
+    max: float
+    values: list[list[list[float]]] | None = Field(None, description="activations [c][y][x]; omitted with values=false")
+    png: str | None = Field(None, description="data:image/png;base64 grid of all channels, with png=true")
+
+
+class InputImage(BaseModel):
+    shape: list[int] = Field(description="[1, 28, 28]")
+    values: list[list[float]] = Field(description="the 28 x 28 ink map the network saw, 0 = background, 1 = ink")
+    png: str | None = Field(None, description="data:image/png;base64 of the ink map, with png=true")
+
+
+class FeatureMapsResponse(BaseModel):
+    prediction: Prediction
+    input_image: InputImage
+    normalization: str = Field(description="how PNG grids map values to colours")
+    layers: list[LayerActivation]
+
+
+class Explanation(BaseModel):
+    model: str
+    digit: int = Field(ge=0, le=9, description="the predicted digit")
+    target: int = Field(ge=0, le=9, description="the digit whose evidence the heat map shows")
+    method: Literal["gradcam", "saliency", "occlusion"]
+    heatmap: list[list[float]] = Field(
+        description="28 x 28 numbers in [0, 1] on the grid of input_image: how much each pixel counted"
+    )
+    prediction: Prediction
+    input_image: list[list[float]] = Field(description="the 28 x 28 ink map the network saw")
+
+
+class ShiftResult(BaseModel):
+    dx: int = Field(description="pixels to the right (negative: left)")
+    dy: int = Field(description="pixels down (negative: up)")
+    digit: int
+    confidence: float
+    conv_cosine: float | None = Field(
+        None, description="cosine similarity of the first conv output with the unshifted one (CNNs only)"
+    )
+    pool_cosine: float | None = Field(
+        None, description="cosine similarity of the last pool output with the unshifted one (CNNs only)"
+    )
+
+
+class ShiftModelResult(BaseModel):
+    model: str
+    parameters: int
+    digit: int = Field(description="the prediction for the unshifted input")
+    stable: float = Field(description="share of shifts that keep the unshifted prediction")
+    mean_conv_cosine: float | None = None
+    mean_pool_cosine: float | None = None
+    shifts: list[ShiftResult]
+
+
+class ShiftExperiment(BaseModel):
+    max_shift: int
+    input_image: list[list[float]] = Field(description="the unshifted 28 x 28 ink map")
+    models: list[ShiftModelResult]
+
+
+class LayerRow(BaseModel):
+    name: str
+    type: str
+    output_shape: list[int] = Field(description="per image: [C, H, W] or [N]")
+    parameters: int
+
+
+class TrainingSummary(BaseModel):
+    command: str | None = None
+    seed: int | None = None
+    epochs: int | None = None
+    best_epoch: int | None = None
+    seconds: float | None = None
+    history: list[dict[str, Any]] = []
+
+
+class ModelCard(BaseModel):
+    name: str
+    version: str
+    description: str | None = None
+    created: str | None = None
+    architecture: dict[str, Any] = Field(description="the NetConfig the network is built from")
+    layers: list[LayerRow]
+    parameters: int
+    feature_layers: list[str] = Field(description="layer names accepted by the feature-map endpoints")
+    filter_layers: list[str] = Field(description="conv layers whose 3x3 filters /v1/model/filters draws")
+    test_accuracy: float | None = Field(None, description="fraction of the 10,000 MNIST test images")
+    per_class_accuracy: list[float] | None = None
+    confusion_matrix: list[list[int]] | None = None
+    weights_sha256: str
+    serving_precision: Literal["float32", "bfloat16"] = Field(
+        description="number format of the network that makes predictions (float32 or bfloat16); "
+        "test_accuracy is the float32 network's"
+    )
+    training: TrainingSummary
+    data: dict[str, Any] = {}
+    environment: dict[str, Any] = {}
+
+
+class ModelList(BaseModel):
+    default: str = Field(description="the model that answers when a request names none")
+    models: list[ModelCard]
+
+
+class Health(BaseModel):
+    status: str = "ok"
+
+
+class Readiness(BaseModel):
+    status: str
+    model_version: str | None = Field(None, description="the default model's version")
+    models: list[str] = Field([], description="every model served, all warmed up")

@@ -1,0 +1,73 @@
+"""Service settings, read from CONVLENS_* environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+Precision = Literal["auto", "float32", "bfloat16"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CONVLENS_", frozen=True)
+
+    # one folder per model (model.safetensors + model_card.json), named as the model
+    weights_dir: Path = REPO_ROOT / "weights"
+    models: list[str] = ["shipped", "article", "mlp"]
+    default_model: str = "shipped"
+
+    # limits on what one request may ask of the server
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    max_pixels: int = Field(50_000_000, ge=28 * 28)
+    max_batch_images: int = Field(64, ge=1)
+    request_timeout_s: float = Field(30.0, gt=0)  # whole request, upload included: 504 after
+
+    # inference scheduling (see README: chosen from measurements on 2 cores)
+    torch_threads: int = Field(1, ge=1)
+    # bfloat16 when the CPU computes it natively (AVX512-BF16/AMX), else float32
+    precision: Precision = "auto"
+    max_batch_size: int = Field(64, ge=1)
+    max_wait_ms: float = Field(0.0, ge=0, le=1000)  # 0: a pass takes what queued during the previous one
+    max_queue: int = Field(512, ge=1)
+    retry_after_s: int = Field(1, ge=1)
+    # feature maps, explanations, shift experiments: at most this many at once per process,
+    # this many more waiting, the rest 503 (see app/admission.py)
+    expensive_concurrency: int = Field(2, ge=1)
+    expensive_queue: int = Field(64, ge=0)
+
+    warmup: bool = True
+    gc_freeze: bool = True  # exempt start-up objects from garbage collection (see main.py)
+    gc_threshold: int = Field(10_000, ge=0)  # allocations between young collections; 0: Python's 700
+    # FastAPI's native OpenTelemetry (spans, metrics, logs to the global providers). Off by
+    # default: looking for configured providers costs every request ~5 us
+    otel: bool = False
+    api_key: SecretStr | None = None  # when set, /v1/* needs header X-API-Key
+    cors_origins: list[str] = []
+
+    @field_validator("weights_dir")
+    @classmethod
+    def _absolute(cls, v: Path) -> Path:
+        return v.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.max_queue < self.max_batch_size:
+            raise ValueError("max_queue must be at least max_batch_size")
+        if not self.models or len(set(self.models)) != len(self.models):
+            raise ValueError("models must name at least one model, each once")
+        if self.default_model not in self.models:
+            raise ValueError(f"default_model {self.default_model!r} is not one of models {self.models}")
+        return self
+
+    def model_dir(self, name: str) -> Path:
+        return self.weights_dir / name
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""The request core, protocol-neutral: models, batching, preprocessing calls, explanations."""

@@ -1,0 +1,43 @@
+"""The named models the service runs, and which one answers when a request names none."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from convlens.app.config import Settings
+from convlens.app.core.errors import UnknownModel
+from convlens.app.core.served_model import ServedModel
+
+
+@dataclass
+class ModelRegistry:
+    models: dict[str, ServedModel]
+    default: str
+
+    @classmethod
+    def load(cls, settings: Settings) -> ModelRegistry:
+        """Every configured model, each checked against its card (CheckpointError if not)."""
+        models = {
+            name: ServedModel.load(name, settings.model_dir(name), settings.precision) for name in settings.models
+        }
+        return cls(models, settings.default_model)
+
+    def get(self, name: str | None = None) -> ServedModel:
+        if name is None:
+            return self.models[self.default]
+        model = self.models.get(name)
+        if model is None:
+            raise UnknownModel(f"unknown model {name!r}; choose from {', '.join(self.models)}")
+        return model
+
+    @property
+    def default_model(self) -> ServedModel:
+        return self.models[self.default]
+
+    def __iter__(self) -> Iterator[ServedModel]:
+        return iter(self.models.values())
+
+    @property
+    def ready(self) -> bool:
+        return all(m.ready for m in self)

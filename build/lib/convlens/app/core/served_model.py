@@ -1,0 +1,141 @@
+"""One named network as the service runs it: checked weights, card, serving copy, batcher."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from convlens.app.config import Precision
+from convlens.app.core.scheduler import BatchScheduler, BatchStats
+from convlens.model.card import load_folder
+from convlens.model.net import MNIST_MEAN, MNIST_STD, ConvNet, LayerInfo, fused_for_inference
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+@cache
+def cpu_has_native_bf16() -> bool:
+    """Whether the CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX). Elsewhere
+    bfloat16 is emulated and slower than float32, so "auto" keeps float32 there."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
+
+
+def resolve_precision(choice: Precision) -> Literal["float32", "bfloat16"]:
+    if choice == "auto":
+        return "bfloat16" if cpu_has_native_bf16() else "float32"
+    return choice
+
+
+@dataclass
+class ServedModel:
+    """`serving` makes every prediction: BN folded, channels-last, in the serving precision
+    (bfloat16 halves the batched forward pass on CPUs that have it; 9,999 of the 10,000
+    MNIST test digits get the float32 digit). `reference` is the float32 network as
+    trained, whose every layer (BN included) the feature maps and explanations show."""
+
+    name: str
+    reference: ConvNet
+    card: dict[str, Any]
+    precision: Precision = "float32"
+    layers: list[LayerInfo] = field(init=False)
+    scheduler: BatchScheduler | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.precision = resolve_precision(self.precision)
+        self.dtype = DTYPES[self.precision]
+        self.serving = fused_for_inference(self.reference).to(self.dtype)
+        # the card's served temperature (model/calibrate.py): 1.0 when fitting one did not
+        # help on unseen validation digits, and for weights trained before calibration
+        self.temperature = float(self.card.get("calibration", {}).get("temperature", 1.0))
+        self.layers = self.reference.layer_table()
+        self.kinds = self.reference.kinds()
+        self.layer_types = {row.name: row.type for row in self.layers}
+        self.feature_layers = self.reference.feature_layer_names
+        # the layers shown by default: the article's conv -> ReLU -> pool walk
+        self.default_layers = [n for n in self.feature_layers if self.kinds[n] != "bn"]
+        # Grad-CAM reads the last conv block's output: the ReLU after the last conv
+        self.last_conv_output: str | None = None
+        for name in self.feature_layers:
+            if self.kinds[name] == "conv" or (self.kinds[name] == "relu" and self.last_conv_output):
+                self.last_conv_output = name
+        self._warm = False
+
+    @classmethod
+    def load(cls, name: str, folder: Path, precision: Precision = "float32") -> ServedModel:
+        """Raises CheckpointError with one readable line on any problem."""
+        loaded = load_folder(folder)
+        return cls(name=name, reference=loaded.network, card=loaded.card, precision=precision)
+
+    @property
+    def version(self) -> str:
+        return str(self.card.get("version", "unknown"))
+
+    @property
+    def is_cnn(self) -> bool:
+        return self.last_conv_output is not None
+
+    @property
+    def ready(self) -> bool:
+        return self._warm and self.scheduler is not None
+
+    @property
+    def filter_layers(self) -> list[str]:
+        """Conv layers that read the image itself: their 3x3 filters are pictures."""
+        return [
+            n
+            for n, m in self.reference.layers.named_children()
+            if self.kinds[n] == "conv" and isinstance(m, torch.nn.Conv2d) and m.in_channels == 1
+        ]
+
+    def filters(self, layer: str) -> np.ndarray | None:
+        """(C, k, k) weights of a layer in `filter_layers`, else None."""
+        if layer not in self.filter_layers:
+            return None
+        return getattr(self.reference.layers, layer).weight.detach()[:, 0].numpy()
+
+    def make_scheduler(self, stats: BatchStats, **options: Any) -> BatchScheduler:
+        """This model's own micro-batcher, so one model's queue never holds up another's."""
+        self.scheduler = BatchScheduler(self.probabilities, stats=stats, **options)
+        return self.scheduler
+
+    def warm_up(self, max_batch: int) -> float:
+        """Run every batch shape once so the first user does not pay for allocation."""
+        start = time.perf_counter()
+        for b in sorted({1, 2, 4, 8, min(max_batch, 64), max_batch}):
+            self.logits(torch.zeros(b, 1, 28, 28))
+        self.features(torch.zeros(1, 1, 28, 28), self.feature_layers)
+        self._warm = True
+        return time.perf_counter() - start
+
+    def skip_warm_up(self) -> None:
+        self._warm = True
+
+    @torch.inference_mode()
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.serving(x.to(self.dtype).contiguous(memory_format=torch.channels_last)).float()
+
+    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.logits(x)
+        return torch.softmax(logits / self.temperature if self.temperature != 1.0 else logits, dim=1)
+
+    @torch.inference_mode()
+    def features(self, x: torch.Tensor, names: list[str]) -> dict[str, torch.Tensor]:
+        """Activations of the float32 network. Its probabilities are not returned: every
+        prediction comes from `serving`, so an image gets the same ones on every endpoint."""
+        return self.reference.features(x, names)[1]
+
+
+def to_tensor(pixels: np.ndarray | list[np.ndarray]) -> torch.Tensor:
+    """(28, 28) ink maps in [0, 1] -> the normalised (N, 1, 28, 28) network input."""
+    batch = np.stack(pixels) if isinstance(pixels, list) else pixels[None]
+    return torch.from_numpy((batch[:, None] - MNIST_MEAN) / MNIST_STD)

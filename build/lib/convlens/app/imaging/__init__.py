@@ -1,0 +1,1 @@
+"""Pictures in and out: uploads made to look like MNIST, feature maps drawn as PNGs."""

@@ -1,0 +1,68 @@
+"""Production entry point (the Docker image runs this): uvicorn with N worker processes.
+
+    PORT=8000 WEB_CONCURRENCY=2 python -m convlens.app.serve
+
+With more than one worker, Prometheus runs in multiprocess mode so /metrics from any
+worker reports the totals of all of them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+import tempfile
+
+import uvicorn
+
+from convlens.app.config import get_settings
+from convlens.app.core.registry import ModelRegistry
+from convlens.app.serving.transport import CoalescingHttpToolsProtocol
+from convlens.model.checkpoint import CheckpointError
+
+
+def check_weights() -> None:
+    """Refuse to start with one clear line, before uvicorn prints tracebacks per worker."""
+    settings = get_settings()
+    try:
+        ModelRegistry.load(settings)
+    except CheckpointError as e:
+        print(f"convlens: cannot start: {e}", file=sys.stderr)  # noqa: T201
+        sys.exit(1)
+
+
+def _exit_cleanly(signum: int, _frame: object) -> None:
+    # uvicorn drains, restores this handler and re-raises the signal it caught; without
+    # it the process would die by SIGTERM (-15) instead of exiting 0 after a clean drain
+    sys.exit(0)
+
+
+def main() -> None:
+    check_weights()
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    signal.signal(signal.SIGINT, _exit_cleanly)
+    port = int(os.environ.get("PORT", "8000"))
+    host = os.environ.get("HOST", "0.0.0.0")
+    workers = int(os.environ.get("WEB_CONCURRENCY", "2"))  # 2 x 1 torch thread: see README
+    grace = float(os.environ.get("CONVLENS_GRACE_SECONDS", "20"))
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        path = os.path.join(tempfile.gettempdir(), f"convlens-metrics-{port}")
+        shutil.rmtree(path, ignore_errors=True)  # stale files would be counted again
+        os.makedirs(path)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    uvicorn.run(
+        "convlens.app.main:app",
+        host=host,
+        port=port,
+        workers=workers,
+        timeout_graceful_shutdown=grace,
+        proxy_headers=True,
+        http=CoalescingHttpToolsProtocol,
+        access_log=os.environ.get("CONVLENS_ACCESS_LOG", "0") == "1",
+        log_level=os.environ.get("LOG_LEVEL", "info"),
+    )
+
+
+if __name__ == "__main__":
+    main()

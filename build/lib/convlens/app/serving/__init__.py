@@ -1,0 +1,1 @@
+"""The HTTP server around the app: ASGI limits, metrics, uvicorn's protocol, workers."""

@@ -1,0 +1,1 @@
+"""The convlens network, its data and its training: knows torch, never HTTP."""
