@@ -38,7 +38,7 @@ from convlens.model.augment import AugmentConfig, augment
 from convlens.model.calibrate import calibrate
 from convlens.model.checkpoint import save_checkpoint
 from convlens.model.data import DatasetError, load_split
-from convlens.model.evaluate import Metrics, evaluate, normalize
+from convlens.model.evaluate import Evaluation, evaluate, normalize
 from convlens.model.net import DESCRIPTIONS, MNIST_MEAN, MNIST_STD, PRESETS, ConvNet, NetConfig, count_parameters
 from convlens.model.uploads import TRAIN, fonts
 
@@ -370,7 +370,7 @@ def build_card(
     test: Any,
     history: list[dict[str, Any]],
     best_epoch: int,
-    test_metrics: Metrics,
+    test_metrics: Evaluation,
     train_seconds: float,
     sha: str,
     n_train: int,

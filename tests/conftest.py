@@ -25,7 +25,7 @@ def mnist_test() -> Split:
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:
-    return Settings(max_batch_images=16, max_body_bytes=2 * 1024 * 1024, max_pixels=4_000_000)
+    return Settings(max_images_per_request=16, max_body_bytes=2 * 1024 * 1024, max_pixels=4_000_000)
 
 
 @pytest.fixture(scope="session")

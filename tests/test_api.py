@@ -72,7 +72,7 @@ def test_batch_keeps_order_and_isolates_bad_images(client, mnist_test):
 
 def test_batch_limits(client, settings, mnist_test):
     data = png_bytes(mnist_test.images[0])
-    too_many = [("files", (f"{i}.png", data, "image/png")) for i in range(settings.max_batch_images + 1)]
+    too_many = [("files", (f"{i}.png", data, "image/png")) for i in range(settings.max_images_per_request + 1)]
     r = client.post("/v1/predict/batch", files=too_many)
     assert r.status_code == 422 and r.json()["error"]["code"] == "malformed_request"
     r = client.post("/v1/predict/batch", files={"file": ("a.png", data, "image/png")})

@@ -183,7 +183,7 @@ def test_the_only_request_in_flight_runs_on_the_event_loop():
     in_flight = [1]
 
     async def main():
-        s = await started(rec, solo=lambda: in_flight[0] == 1)
+        s = await started(rec, is_alone=lambda: in_flight[0] == 1)
         loop_thread = threading.current_thread().name
         (out,) = [await s.submit(x) for x in ids(1, start=7)]
         assert out.item() == 70 and rec.threads == [loop_thread]
@@ -199,13 +199,13 @@ def test_the_only_request_in_flight_runs_on_the_event_loop():
 
 
 def test_requests_arriving_together_are_batched_even_if_each_looked_alone():
-    """Each request's task may start before the others have: `solo` is asked only after
+    """Each request's task may start before the others have: `is_alone` is asked only after
     the requests that arrived together have all reached the scheduler."""
     rec = ThreadRecorder(delay=0.01)
     in_flight = [0]
 
     async def main():
-        s = await started(rec, max_batch_size=64, solo=lambda: in_flight[0] == 1)
+        s = await started(rec, max_batch_size=64, is_alone=lambda: in_flight[0] == 1)
 
         async def request(x: torch.Tensor) -> torch.Tensor:
             in_flight[0] += 1
@@ -224,7 +224,7 @@ def test_requests_arriving_together_are_batched_even_if_each_looked_alone():
 
 
 def test_raw_inputs_are_prepared_in_the_inference_thread_and_a_bad_one_fails_alone():
-    """submit_raw: `prepare` runs beside the batch's pass, off the event loop; its info
+    """submit_to_prepare: `prepare` runs beside the batch's pass, off the event loop; its info
     comes back with the output row, and an input it rejects fails only its own request."""
     rec = Recorder(delay=0.005)
     prepared_in: list[str] = []
@@ -239,9 +239,9 @@ def test_raw_inputs_are_prepared_in_the_inference_thread_and_a_bad_one_fails_alo
 
     async def main():
         s = await started(rec, max_batch_size=8, stats=BatchStats(on_batch=lambda n, w, c: batch_sizes.append(n)))
-        outs = await asyncio.gather(*(s.submit_raw(i, prepare) for i in range(30)), return_exceptions=True)
+        outs = await asyncio.gather(*(s.submit_to_prepare(i, prepare) for i in range(30)), return_exceptions=True)
         with pytest.raises(ValueError):  # a batch with nothing left to run
-            await s.submit_raw(13, prepare)
+            await s.submit_to_prepare(13, prepare)
         await s.stop()
         return outs
 
@@ -261,14 +261,14 @@ def test_a_lone_raw_input_is_prepared_on_the_event_loop():
     rec = ThreadRecorder()
 
     async def main():
-        s = await started(rec, solo=lambda: True)
+        s = await started(rec, is_alone=lambda: True)
         where = []
 
         def prepare(i: int) -> tuple[None, torch.Tensor]:
             where.append(threading.current_thread().name)
             return None, torch.full((1, 3), float(i))
 
-        info, out = await s.submit_raw(4, prepare)
+        info, out = await s.submit_to_prepare(4, prepare)
         assert info is None and out.item() == 40
         assert where == rec.threads == [threading.current_thread().name]
         await s.stop()
