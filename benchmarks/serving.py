@@ -39,9 +39,9 @@ import torch
 from PIL import Image
 
 from convlens.app.config import Precision
+from tests.helpers import BOUNDARY, multipart
 
 ROOT = Path(__file__).resolve().parent.parent
-BOUNDARY = "convlensbenchboundary"
 
 
 def digit_png() -> bytes:
@@ -51,18 +51,6 @@ def digit_png() -> bytes:
     buf = io.BytesIO()
     Image.fromarray(x).save(buf, format="PNG")
     return buf.getvalue()
-
-
-def multipart(files: list[tuple[str, bytes]]) -> bytes:
-    parts = []
-    for field, data in files:
-        parts.append(
-            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{field}"; filename="d.png"\r\n'
-            f"Content-Type: image/png\r\n\r\n".encode()
-            + data
-            + b"\r\n"
-        )
-    return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
 
 
 def lua_script(body: bytes, path: str, tmp: Path) -> Path:

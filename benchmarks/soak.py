@@ -21,9 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import png_bytes
-from tests.server import running_server
-from tests.test_hostile import corpus, png_bomb
+from tests.helpers import corpus, png_bomb, png_bytes, running_server
 
 
 def rss_mb(pid: int) -> float:

@@ -1,26 +1,20 @@
-import io
-from collections.abc import Iterator
-from pathlib import Path
+"""Fixtures only; what tests share besides fixtures lives in tests/helpers.py."""
 
-import numpy as np
+from collections.abc import Iterator
+
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image
 
 from convlens.app.config import Settings
 from convlens.app.main import create_app
-from convlens.model.data import Split, load_split
-from convlens.model.uploads import encode
-
-__all__ = ["FIXTURES", "encode", "png_bytes"]
-
-FIXTURES = Path(__file__).parent / "fixtures"
+from convlens.model.data import Split
+from tests.helpers import mnist_fixture
 
 
 @pytest.fixture(scope="session")
 def mnist_test() -> Split:
     """The committed 1,000-image MNIST test subset."""
-    return load_split(FIXTURES / "mnist", "test", verify=False, download_missing=False)
+    return mnist_fixture()
 
 
 @pytest.fixture(scope="session")
@@ -33,9 +27,3 @@ def client(settings: Settings) -> Iterator[TestClient]:
     # `with` runs the lifespan: weights load, warm-up, scheduler start and drain
     with TestClient(create_app(settings)) as c:
         yield c
-
-
-def png_bytes(array: np.ndarray, mode: str | None = None) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(array, mode).save(buf, format="PNG")
-    return buf.getvalue()

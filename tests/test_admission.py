@@ -8,8 +8,7 @@ import pytest
 
 from convlens.app.core.admission import Gate
 from convlens.app.core.errors import Overloaded
-from tests.conftest import png_bytes
-from tests.server import running_server
+from tests.helpers import png_bytes, running_server
 
 
 def test_gate_runs_limit_lets_queue_wait_and_refuses_the_rest():

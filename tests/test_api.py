@@ -13,8 +13,7 @@ from PIL import Image
 from convlens.app.config import Settings
 from convlens.app.main import create_app
 from convlens.model.checkpoint import CheckpointError
-from tests.conftest import encode, png_bytes
-from tests.test_preprocess import png_with_header
+from tests.helpers import encode, png_bytes, png_with_header
 
 
 def files(data: bytes, name: str = "digit.png", ctype: str = "image/png") -> dict:

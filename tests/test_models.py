@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.conftest import png_bytes
+from tests.helpers import png_bytes
 
 NETWORK_ENDPOINTS = [
     ("post", "/v1/predict"),

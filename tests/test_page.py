@@ -7,8 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import png_bytes
-from tests.server import ROOT, running_server
+from tests.helpers import ROOT, png_bytes, running_server
 
 pytestmark = pytest.mark.slow
 CHROMIUM = os.environ.get("CONVLENS_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")

@@ -8,7 +8,7 @@ from convlens.app.config import Settings
 from convlens.app.core.served_model import ServedModel, to_tensor
 from convlens.app.imaging.preprocess import preprocess_array
 from convlens.app.main import create_app
-from tests.conftest import png_bytes
+from tests.helpers import png_bytes
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,3 @@
-import struct
-import zlib
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -18,7 +15,7 @@ from convlens.app.core.errors import (
     UnsupportedMediaType,
 )
 from convlens.app.imaging.preprocess import preprocess, preprocess_array
-from tests.conftest import encode, png_bytes
+from tests.helpers import encode, png_bytes, png_with_header
 
 MAX_PIXELS = 50_000_000
 
@@ -106,14 +103,6 @@ def test_sixteen_bit_cmyk_palette_and_gif(mnist_test):
     assert np.abs(run(cmyk) - ref).mean() < 0.03
     assert np.abs(run(encode(pal, "PNG")) - ref).mean() < 0.03
     assert np.abs(run(gif) - ref).max() < 0.01  # first frame, not the black second one
-
-
-def png_with_header(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
 @pytest.mark.parametrize(

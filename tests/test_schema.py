@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.server import running_server
+from tests.helpers import running_server
 
 pytestmark = pytest.mark.slow
 

@@ -9,8 +9,7 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import png_bytes
-from tests.server import ROOT, running_server
+from tests.helpers import ROOT, png_bytes, running_server
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +30,7 @@ def test_sigterm_during_a_burst_completes_every_request(mnist_test):
     "100 Continue", i.e. the app is reading its body); all must still get their answer."""
     import socket
 
-    from benchmarks.serving import BOUNDARY, multipart
+    from tests.helpers import BOUNDARY, multipart
 
     body = multipart([("file", png_bytes(mnist_test.images[1]))])
     head = (
