@@ -182,10 +182,21 @@ def pause(proc: subprocess.Popen, paused: bool) -> None:
         os.killpg(proc.pid, signal.SIGSTOP if paused else signal.SIGCONT)
 
 
-def main() -> None:
-    from convlens.app.config import Settings
-    from convlens.app.core.served_model import resolve_precision
+def session_cpu_seconds(sid: int) -> float:
+    """User + system CPU of every process in a session (a server and its workers), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(fields[3]) == sid:  # field 6 of stat: the session id
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
 
+
+def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--duration", type=int, default=10, help="seconds per measurement (default: %(default)s)")
     p.add_argument("--rounds", type=int, default=2, help="measurements per server and cell (default: %(default)s)")
@@ -202,84 +213,93 @@ def main() -> None:
     args = p.parse_args()
     if args.baseline and "baseline" not in args.servers.split(","):
         args.servers += ",baseline"
-    if not shutil.which("wrk"):
-        sys.exit("wrk not found: apt-get install wrk")
-    threads = Settings().torch_threads
-    precision = resolve_precision(Settings().precision)
-    conns = [int(c) for c in args.connections.split(",")]
-    tmp = Path(tempfile.mkdtemp(prefix="convlens-bench-"))
-    png = digit_png()
-    single = lua_script(multipart([("file", png)]), "/v1/predict", tmp)
-    env = {"WEB_CONCURRENCY": str(args.workers)} if args.workers else {}
+    return args
+
+
+def start_all(names: list[str], env: dict[str, str], baseline: Path | None) -> tuple[dict, dict[str, str]]:
+    """Every server started, ready and paused; one that fails is reported and left out."""
     procs: dict[str, subprocess.Popen] = {}
     urls: dict[str, str] = {}
-    samples: dict[str, dict[int, list[dict[str, float]]]] = {}
-    batches: list[tuple[float, float]] = []  # (batch endpoint images/s, raw forward images/s)
+    for i, name in enumerate(names):
+        port = 8100 + i
+        procs[name] = proc = start(name, port, env, baseline)
+        urls[name] = f"http://127.0.0.1:{port}"
+        try:
+            wait_ready(urls[name], proc)
+        except Exception as e:  # one broken baseline should not hide the others
+            print(f"{name}: {e}", flush=True)
+            if proc.stderr is not None and proc.poll() is not None:
+                print(proc.stderr.read().decode()[-2000:], flush=True)
+            stop(procs.pop(name))
+            continue
+        pause(proc, True)
+    return procs, urls
+
+
+def measure(proc: subprocess.Popen, url: str, script: Path, connections: int, duration: int) -> dict[str, float]:
+    """One wrk run against an otherwise paused server, with the server's CPU per request."""
+    pause(proc, False)
     try:
-        for i, name in enumerate(args.servers.split(",")):
-            port = 8100 + i
-            procs[name] = proc = start(name, port, env, args.baseline)
-            urls[name] = f"http://127.0.0.1:{port}"
-            try:
-                wait_ready(urls[name], proc)
-            except Exception as e:  # one broken baseline should not hide the others
-                print(f"{name}: {e}", flush=True)
-                if proc.stderr is not None and proc.poll() is not None:
-                    print(proc.stderr.read().decode()[-2000:], flush=True)
-                stop(procs.pop(name))
-                continue
-            pause(proc, True)
-        names = list(procs)
-        for rnd in range(args.rounds):
-            for c in conns:
-                order = names[rnd % len(names) :] + names[: rnd % len(names)]
-                for name in order:
-                    pause(procs[name], False)
-                    try:
-                        run_wrk(urls[name], single, c, 1)  # warm the connections and caches
-                        r = run_wrk(urls[name], single, c, args.duration)
-                    finally:
-                        pause(procs[name], True)
-                    samples.setdefault(name, {}).setdefault(c, []).append(r)
-                    print(
-                        f"round {rnd + 1} {name:9s} c={c:3d}  {r['rps']:8.0f} req/s  p50 {r['p50']:7.2f} ms"
-                        f"  p99 {r['p99']:7.2f} ms  non-2xx {r['non2xx']} {r['socket_errors']}",
-                        flush=True,
-                    )
-        if "convlens" in procs:
-            # the raw pass is measured right before each batch run (convlens paused), so a
-            # ratio never compares two different moments of this drifting machine
-            script = lua_script(multipart([("files", png)] * 64), "/v1/predict/batch", tmp)
-            for _ in range(args.rounds):
-                raw = raw_forward_images_per_s(64, threads, precision)
-                pause(procs["convlens"], False)
-                try:
-                    batch = run_wrk(urls["convlens"], script, 2, args.duration)
-                finally:
-                    pause(procs["convlens"], True)
-                batches.append((batch["rps"] * 64, raw))
+        run_wrk(url, script, connections, 1)  # warm the connections and caches
+        cpu = session_cpu_seconds(proc.pid)
+        r = run_wrk(url, script, connections, duration)
+        cpu = session_cpu_seconds(proc.pid) - cpu
+    finally:
+        pause(proc, True)
+    r["cpu_ms"] = 1000 * cpu / max(1.0, r["rps"] * duration)
+    r["cores"] = cpu / duration
+    return r
+
+
+Samples = dict[str, dict[int, list[dict[str, float]]]]
+
+
+def measure_rounds(procs: dict, urls: dict[str, str], script: Path, conns: list[int], args) -> Samples:
+    """Every server in turn for each connection count, in rotating order each round."""
+    samples: Samples = {}
+    names = list(procs)
+    for rnd in range(args.rounds):
+        for c in conns:
+            for name in names[rnd % len(names) :] + names[: rnd % len(names)]:
+                r = measure(procs[name], urls[name], script, c, args.duration)
+                samples.setdefault(name, {}).setdefault(c, []).append(r)
                 print(
-                    f"batch64   c=  2  {batch['rps'] * 64:8.0f} images/s  p50 {batch['p50']:7.2f} ms"
-                    f"  raw forward {raw:8.0f} images/s  non-2xx {batch['non2xx']} {batch['socket_errors']}",
+                    f"round {rnd + 1} {name:9s} c={c:3d}  {r['rps']:8.0f} req/s  p50 {r['p50']:7.2f} ms"
+                    f"  p99 {r['p99']:7.2f} ms  {r['cpu_ms']:.2f} CPU ms/req  {r['cores']:.2f} cores"
+                    f"  non-2xx {r['non2xx']} {r['socket_errors']}",
                     flush=True,
                 )
-    finally:
-        for proc in procs.values():
-            pause(proc, False)
-            stop(proc)
+    return samples
 
-    raw = raw_forward_images_per_s(64, threads, precision)
-    print(f"\nraw forward pass, batch 64, {threads} torch thread(s), {precision}: {raw:,.0f} images/s")
-    if precision != "float32":
-        raw32 = raw_forward_images_per_s(64, threads, "float32")
-        print(f"the same in float32 (what the baselines run): {raw32:,.0f} images/s")
+
+def measure_batches(proc, url: str, png: bytes, tmp: Path, args, threads: int, precision) -> list[tuple[float, float]]:
+    """(batch endpoint images/s, raw forward images/s) per round; the raw pass is measured
+    right before each batch run (server paused), so a ratio never compares two different
+    moments of this drifting machine."""
+    script = lua_script(multipart([("files", png)] * 64), "/v1/predict/batch", tmp)
+    out = []
+    for _ in range(args.rounds):
+        raw = raw_forward_images_per_s(64, threads, precision)
+        batch = measure(proc, url, script, 2, args.duration)
+        out.append((batch["rps"] * 64, raw))
+        print(
+            f"batch64   c=  2  {batch['rps'] * 64:8.0f} images/s  p50 {batch['p50']:7.2f} ms"
+            f"  raw forward {raw:8.0f} images/s  non-2xx {batch['non2xx']} {batch['socket_errors']}",
+            flush=True,
+        )
+    return out
+
+
+def report(samples: Samples, batches: list[tuple[float, float]], conns: list[int], args) -> None:
     print(f"\nmedians of {args.rounds} round(s), {args.duration} s each:")
-    print("\n| server | conns | req/s | p50 ms | p99 ms |\n| --- | --- | --- | --- | --- |")
+    print("\n| server | conns | req/s | p50 ms | p99 ms | CPU ms/req | cores |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for name, by_c in samples.items():
         for c, rs in by_c.items():
+            med = {k: median([r[k] for r in rs]) for k in ("rps", "p50", "p99", "cpu_ms", "cores")}
             print(
-                f"| {name} | {c} | {median([r['rps'] for r in rs]):.0f} | {median([r['p50'] for r in rs]):.2f} "
-                f"| {median([r['p99'] for r in rs]):.2f} |"
+                f"| {name} | {c} | {med['rps']:.0f} | {med['p50']:.2f} | {med['p99']:.2f} "
+                f"| {med['cpu_ms']:.2f} | {med['cores']:.2f} |"
             )
     if "convlens" in samples:
         ours = samples["convlens"]
@@ -304,6 +324,38 @@ def main() -> None:
             f" {median(shares):.0f}% ({', '.join(f'{x:.0f}%' for x in shares)});"
             f" images/s {median([ips for ips, _ in batches]):,.0f} vs {median([raw for _, raw in batches]):,.0f}"
         )
+
+
+def main() -> None:
+    from convlens.app.config import Settings
+    from convlens.app.core.served_model import resolve_precision
+
+    args = parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk not found: apt-get install wrk")
+    threads = Settings().torch_threads
+    precision = resolve_precision(Settings().precision)
+    conns = [int(c) for c in args.connections.split(",")]
+    tmp = Path(tempfile.mkdtemp(prefix="convlens-bench-"))
+    png = digit_png()
+    single = lua_script(multipart([("file", png)]), "/v1/predict", tmp)
+    env = {"WEB_CONCURRENCY": str(args.workers)} if args.workers else {}
+    procs, urls = start_all(args.servers.split(","), env, args.baseline)
+    batches: list[tuple[float, float]] = []
+    try:
+        samples = measure_rounds(procs, urls, single, conns, args)
+        if "convlens" in procs:
+            batches = measure_batches(procs["convlens"], urls["convlens"], png, tmp, args, threads, precision)
+    finally:
+        for proc in procs.values():
+            pause(proc, False)
+            stop(proc)
+    raw = raw_forward_images_per_s(64, threads, precision)
+    print(f"\nraw forward pass, batch 64, {threads} torch thread(s), {precision}: {raw:,.0f} images/s")
+    if precision != "float32":
+        raw32 = raw_forward_images_per_s(64, threads, "float32")
+        print(f"the same in float32 (what the baselines run): {raw32:,.0f} images/s")
+    report(samples, batches, conns, args)
 
 
 if __name__ == "__main__":
