@@ -24,6 +24,7 @@ from convlens.app.api.deps import require_api_key
 from convlens.app.api.errors import install_error_handlers
 from convlens.app.api.ops import health, page
 from convlens.app.api.v1 import features, insight, models, predict
+from convlens.app.api.v2 import routes as v2
 from convlens.app.config import Settings, get_settings
 from convlens.app.core.admission import Gate
 from convlens.app.core.explain import Explainer
@@ -112,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(predict.router, dependencies=guarded)
     app.include_router(features.router, dependencies=guarded)
     app.include_router(insight.router, dependencies=guarded)
+    app.include_router(v2.router, dependencies=guarded)
     app.include_router(models.router)
     app.include_router(health.router)
     app.include_router(page.router)

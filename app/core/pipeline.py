@@ -146,6 +146,16 @@ async def score_uploads(data: list[bytes], service: Service, model: ServedModel)
     return ScoredBatch(results, t_pre, total)
 
 
+async def score_ink_maps(pixels: np.ndarray, service: Service, model: ServedModel) -> torch.Tensor:
+    """(N, 28, 28) ink maps in [0, 1], used as given (no preprocessing) -> (N, 10)
+    probabilities, through the model's micro-batcher like every other prediction."""
+    assert model.scheduler is not None
+    probs = await model.scheduler.submit(to_tensor(list(pixels.astype(np.float32))))
+    for digit in probs.argmax(1).tolist():
+        service.metrics.count_prediction(model.name, digit)
+    return probs
+
+
 @dataclass(frozen=True)
 class Activations:
     scored: Scored
