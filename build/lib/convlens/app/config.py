@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -14,7 +14,7 @@ Precision = Literal["auto", "float32", "bfloat16"]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CONVLENS_", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="CONVLENS_", frozen=True, populate_by_name=True)
 
     # one folder per model (model.safetensors + model_card.json), named as the model
     weights_dir: Path = REPO_ROOT / "weights"
@@ -24,7 +24,7 @@ class Settings(BaseSettings):
     # limits on what one request may ask of the server
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     max_pixels: int = Field(50_000_000, ge=28 * 28)
-    max_batch_images: int = Field(64, ge=1)
+    max_images_per_request: int = Field(64, ge=1)
     request_timeout_s: float = Field(30.0, gt=0)  # whole request, upload included: 504 after
 
     # inference scheduling (see README: chosen from measurements on 2 cores)
@@ -47,6 +47,13 @@ class Settings(BaseSettings):
     # default: looking for configured providers costs every request ~5 us
     otel: bool = False
     api_key: SecretStr | None = None  # when set, /v1/* needs header X-API-Key
+    # the process (python -m convlens.app.serve): the usual unprefixed names work too
+    host: str = Field("0.0.0.0", validation_alias=AliasChoices("CONVLENS_HOST", "HOST"))
+    port: int = Field(8000, ge=0, le=65535, validation_alias=AliasChoices("CONVLENS_PORT", "PORT"))
+    workers: int = Field(2, ge=1, validation_alias=AliasChoices("CONVLENS_WORKERS", "WEB_CONCURRENCY"))
+    grace_seconds: float = Field(20.0, ge=0)  # in-flight requests get this long after SIGTERM
+    access_log: bool = False
+    log_level: str = Field("info", validation_alias=AliasChoices("CONVLENS_LOG_LEVEL", "LOG_LEVEL"))
     cors_origins: list[str] = []
 
     @field_validator("weights_dir")

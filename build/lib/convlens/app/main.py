@@ -24,6 +24,7 @@ from convlens.app.api.deps import require_api_key
 from convlens.app.api.errors import install_error_handlers
 from convlens.app.api.ops import health, page
 from convlens.app.api.v1 import features, insight, models, predict
+from convlens.app.api.v2 import routes as v2
 from convlens.app.config import Settings, get_settings
 from convlens.app.core.admission import Gate
 from convlens.app.core.explain import Explainer
@@ -32,7 +33,7 @@ from convlens.app.core.registry import ModelRegistry
 from convlens.app.core.scheduler import BatchStats
 from convlens.app.imaging.preprocess import preprocess
 from convlens.app.serving.limits import BodyLimitMiddleware, TimeoutMiddleware
-from convlens.app.serving.metrics import Metrics, MetricsMiddleware
+from convlens.app.serving.metrics import MetricsMiddleware, ServiceMetrics
 
 log = logging.getLogger("convlens")
 NO_TELEMETRY = TelemetryConfig(tracing=False, metrics=False, logs=False, operation_spans=False)
@@ -50,7 +51,7 @@ def warm_up_preprocessing() -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    metrics = Metrics()
+    metrics = ServiceMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
@@ -64,7 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 max_wait=settings.max_wait_ms / 1000,
                 max_queue=settings.max_queue,
                 retry_after_s=settings.retry_after_s,
-                solo=lambda: metrics.in_flight == 1,
+                is_alone=lambda: metrics.in_flight == 1,
             )
             if settings.warmup:
                 took = model.warm_up(settings.max_batch_size)
@@ -106,19 +107,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         telemetry=None if settings.otel else NO_TELEMETRY,
     )
-    app.state.settings = settings
-    app.state.metrics = metrics
     install_error_handlers(app)
     # the key guard (and its OpenAPI security scheme) exists only when a key is configured
     guarded = [Depends(require_api_key)] if settings.api_key else []
     app.include_router(predict.router, dependencies=guarded)
     app.include_router(features.router, dependencies=guarded)
     app.include_router(insight.router, dependencies=guarded)
+    app.include_router(v2.router, dependencies=guarded)
     app.include_router(models.router)
     app.include_router(health.router)
     app.include_router(page.router)
     app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
-    # each add_middleware wraps what is there: Metrics, added last, is outermost and so
+    # each add_middleware wraps what is there: ServiceMetrics, added last, is outermost and so
     # counts every response, the body limit's 413 and the timeout's 504 included
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(TimeoutMiddleware, seconds=settings.request_timeout_s)

@@ -16,15 +16,14 @@ import tempfile
 
 import uvicorn
 
-from convlens.app.config import get_settings
+from convlens.app.config import Settings, get_settings
 from convlens.app.core.registry import ModelRegistry
 from convlens.app.serving.transport import CoalescingHttpToolsProtocol
 from convlens.model.checkpoint import CheckpointError
 
 
-def check_weights() -> None:
+def check_weights(settings: Settings) -> None:
     """Refuse to start with one clear line, before uvicorn prints tracebacks per worker."""
-    settings = get_settings()
     try:
         ModelRegistry.load(settings)
     except CheckpointError as e:
@@ -39,13 +38,12 @@ def _exit_cleanly(signum: int, _frame: object) -> None:
 
 
 def main() -> None:
-    check_weights()
+    settings = get_settings()
+    check_weights(settings)
     signal.signal(signal.SIGTERM, _exit_cleanly)
     signal.signal(signal.SIGINT, _exit_cleanly)
-    port = int(os.environ.get("PORT", "8000"))
-    host = os.environ.get("HOST", "0.0.0.0")
-    workers = int(os.environ.get("WEB_CONCURRENCY", "2"))  # 2 x 1 torch thread: see README
-    grace = float(os.environ.get("CONVLENS_GRACE_SECONDS", "20"))
+    port, workers = settings.port, settings.workers  # 2 workers x 1 torch thread: see docs
+    # PROMETHEUS_MULTIPROC_DIR is prometheus_client's own switch: it reads it itself
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         path = os.path.join(tempfile.gettempdir(), f"convlens-metrics-{port}")
         shutil.rmtree(path, ignore_errors=True)  # stale files would be counted again
@@ -53,14 +51,14 @@ def main() -> None:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
     uvicorn.run(
         "convlens.app.main:app",
-        host=host,
+        host=settings.host,
         port=port,
         workers=workers,
-        timeout_graceful_shutdown=grace,
+        timeout_graceful_shutdown=settings.grace_seconds,
         proxy_headers=True,
         http=CoalescingHttpToolsProtocol,
-        access_log=os.environ.get("CONVLENS_ACCESS_LOG", "0") == "1",
-        log_level=os.environ.get("LOG_LEVEL", "info"),
+        access_log=settings.access_log,
+        log_level=settings.log_level,
     )
 
 

@@ -20,7 +20,7 @@ from convlens.model.net import MNIST_MEAN, MNIST_STD, NUM_CLASSES, ConvNet
 
 
 @dataclass
-class Metrics:
+class Evaluation:
     accuracy: float  # fraction in [0, 1]
     loss: float
     n: int
@@ -50,7 +50,7 @@ def all_logits(model: ConvNet, images: np.ndarray, batch_size: int = 1000) -> to
 
 
 @torch.no_grad()
-def evaluate(model: ConvNet, images: np.ndarray, labels: np.ndarray, batch_size: int = 1000) -> Metrics:
+def evaluate(model: ConvNet, images: np.ndarray, labels: np.ndarray, batch_size: int = 1000) -> Evaluation:
     was_training = model.training
     model.eval()
     targets = torch.from_numpy(labels.astype(np.int64))
@@ -67,7 +67,7 @@ def evaluate(model: ConvNet, images: np.ndarray, labels: np.ndarray, batch_size:
     support = confusion.sum(1)
     per_class = np.divide(np.diag(confusion), support, out=np.zeros(NUM_CLASSES), where=support > 0)
     n = len(labels)
-    return Metrics(
+    return Evaluation(
         accuracy=float(np.trace(confusion) / n) if n else 0.0,
         loss=loss_sum / n if n else 0.0,
         n=n,
@@ -76,7 +76,7 @@ def evaluate(model: ConvNet, images: np.ndarray, labels: np.ndarray, batch_size:
     )
 
 
-def format_metrics(m: Metrics) -> str:
+def format_metrics(m: Evaluation) -> str:
     lines = [f"accuracy {m.accuracy:.4%} on {m.n} images (loss {m.loss:.4f})", "per class:"]
     lines += [f"  {d}: {a:.4%}" for d, a in enumerate(m.per_class_accuracy)]
     lines.append("confusion matrix (rows true, columns predicted):")

@@ -24,7 +24,7 @@ import platform
 import shlex
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,8 +37,8 @@ from tqdm import tqdm
 from convlens.model.augment import AugmentConfig, augment
 from convlens.model.calibrate import calibrate
 from convlens.model.checkpoint import save_checkpoint
-from convlens.model.data import DatasetError, load_split
-from convlens.model.evaluate import Metrics, evaluate, normalize
+from convlens.model.data import DatasetError, Split, load_split
+from convlens.model.evaluate import Evaluation, evaluate, normalize
 from convlens.model.net import DESCRIPTIONS, MNIST_MEAN, MNIST_STD, PRESETS, ConvNet, NetConfig, count_parameters
 from convlens.model.uploads import TRAIN, fonts
 
@@ -219,49 +219,62 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    torch.manual_seed(args.seed)
-    torch.set_num_threads(args.threads)
-    torch.use_deterministic_algorithms(True)
-    config = build_config(args)
-    aug = None if args.no_augment else AugmentConfig()
+class TrainError(Exception):
+    """A problem with the inputs of a run, said in one line."""
 
+
+@dataclass
+class Data:
+    train: Split
+    test: Split
+    images: np.ndarray  # the training images used (after --limit-train)
+    labels: np.ndarray
+    val_idx: np.ndarray
+    train_idx: np.ndarray
+
+
+def load_data(args: argparse.Namespace) -> Data:
     try:
         train = load_split(args.data_dir, "train", verify=not args.no_verify)
         test = load_split(args.data_dir, "test", verify=not args.no_verify)
     except DatasetError as e:
-        print(f"error: {e}", file=sys.stderr)  # noqa: T201
-        return 2
+        raise TrainError(str(e)) from e
     if args.upload_pool and args.upload_share and not fonts(TRAIN.fonts, TRAIN.font_exclude):
-        missing = f"no {TRAIN.fonts} TrueType fonts for the typed uploads; install fonts-dejavu-core"
-        print(f"error: {missing}", file=sys.stderr)  # noqa: T201
-        return 2
-
+        raise TrainError(f"no {TRAIN.fonts} TrueType fonts for the typed uploads; install fonts-dejavu-core")
     images, labels = train.images, train.labels
     if args.limit_train:
         images, labels = images[: args.limit_train], labels[: args.limit_train]
     if not 0 < args.val_size < len(images):
-        print(f"error: --val-size must be between 1 and {len(images) - 1}", file=sys.stderr)  # noqa: T201
-        return 2
+        raise TrainError(f"--val-size must be between 1 and {len(images) - 1}")
     val_idx, train_idx = split_indices(len(images), args.val_size, args.seed)
-    x_train = torch.from_numpy(images[train_idx]).unsqueeze(1)
-    y_train = torch.from_numpy(labels[train_idx].astype(np.int64))
-    pool_started = time.perf_counter()
-    uploads, val_uploads, upload_info = render_uploads(args, images, labels, train_idx, val_idx)
-    upload_info["seconds"] = round(time.perf_counter() - pool_started, 1)
+    return Data(train, test, images, labels, val_idx, train_idx)
 
-    model = ConvNet(config).to(memory_format=torch.channels_last)
-    n_params = count_parameters(model)
-    log.info("architecture %s: %d parameters, sizes %s", config, n_params, config.spatial_sizes())
+
+@dataclass
+class Fit:
+    history: list[dict[str, Any]]
+    best_epoch: int
+    seconds: float
+
+
+def fit(
+    model: ConvNet,
+    args: argparse.Namespace,
+    data: Data,
+    aug: AugmentConfig | None,
+    uploads: tuple[torch.Tensor, torch.Tensor] | None,
+    val_uploads: tuple[np.ndarray, np.ndarray],
+) -> Fit:
+    """Every epoch, then the weights of the epoch best on MNIST and uploads validation."""
+    x_train = torch.from_numpy(data.images[data.train_idx]).unsqueeze(1)
+    y_train = torch.from_numpy(data.labels[data.train_idx].astype(np.int64))
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     steps = args.epochs * -(-len(x_train) // args.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=steps, pct_start=0.2)
     gen = torch.Generator().manual_seed(args.seed + 1)
-
+    val_x, val_y = data.images[data.val_idx], data.labels[data.val_idx]
     history: list[dict[str, Any]] = []
-    best: tuple[float, float, int] | None = None  # (val accuracy, -val loss, epoch)
+    best: tuple[float, float, int] | None = None  # (mean accuracy, -mean loss, epoch)
     best_state: dict[str, torch.Tensor] = {}
     started = time.perf_counter()
     for epoch in range(1, args.epochs + 1):
@@ -279,17 +292,18 @@ def main(argv: list[str] | None = None) -> int:
             uploads=uploads,
             upload_share=args.upload_share,
         )
-        val = evaluate(model, images[val_idx], labels[val_idx])
+        val = evaluate(model, val_x, val_y)
         val_up = evaluate(model, *val_uploads) if len(val_uploads[0]) else val
-        row = {
-            "epoch": epoch,
-            **{k: round(v, 6) for k, v in stats.items()},
-            "val_loss": round(val.loss, 6),
-            "val_accuracy": round(val.accuracy, 6),
-            "val_uploads_accuracy": round(val_up.accuracy, 6),
-            "lr_end": scheduler.get_last_lr()[0],
-        }
-        history.append(row)
+        history.append(
+            {
+                "epoch": epoch,
+                **{k: round(v, 6) for k, v in stats.items()},
+                "val_loss": round(val.loss, 6),
+                "val_accuracy": round(val.accuracy, 6),
+                "val_uploads_accuracy": round(val_up.accuracy, 6),
+                "lr_end": scheduler.get_last_lr()[0],
+            }
+        )
         log.info(
             "epoch %d: train loss %.4f, val loss %.4f, val accuracy %.4f%%, %.0f s",
             epoch,
@@ -302,22 +316,65 @@ def main(argv: list[str] | None = None) -> int:
         key = ((val.accuracy + val_up.accuracy) / 2, -(val.loss + val_up.loss) / 2, epoch)
         if best is None or key[:2] > best[:2]:
             best, best_state = key, copy.deepcopy(model.state_dict())
-    train_seconds = time.perf_counter() - started
-
     assert best is not None
     model.load_state_dict(best_state)
+    return Fit(history, best[2], time.perf_counter() - started)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    torch.use_deterministic_algorithms(True)
+    config = build_config(args)
+    aug = None if args.no_augment else AugmentConfig()
+    try:
+        data = load_data(args)
+    except TrainError as e:
+        print(f"error: {e}", file=sys.stderr)  # noqa: T201
+        return 2
+
+    pool_started = time.perf_counter()
+    uploads, val_uploads, upload_info = render_uploads(args, data.images, data.labels, data.train_idx, data.val_idx)
+    upload_info["seconds"] = round(time.perf_counter() - pool_started, 1)
+
+    model = ConvNet(config).to(memory_format=torch.channels_last)
+    n_params = count_parameters(model)
+    log.info("architecture %s: %d parameters, sizes %s", config, n_params, config.spatial_sizes())
+    run = fit(model, args, data, aug, uploads, val_uploads)
     model = model.to(memory_format=torch.contiguous_format)
-    test_metrics = evaluate(model, test.images, test.labels)
+    test_metrics = evaluate(model, data.test.images, data.test.labels)
+    val_x, val_y = data.images[data.val_idx], data.labels[data.val_idx]
     calibration = calibrate(
         model,
-        np.concatenate([images[val_idx], val_uploads[0]]),
-        np.concatenate([labels[val_idx], val_uploads[1]]),
-        test.images,
-        test.labels,
+        np.concatenate([val_x, val_uploads[0]]),
+        np.concatenate([val_y, val_uploads[1]]),
+        data.test.images,
+        data.test.labels,
     )
     log.info("calibration: %s", calibration)
-    log.info("best epoch %d; test accuracy %.4f%% on %d images", best[2], 100 * test_metrics.accuracy, test_metrics.n)
+    log.info(
+        "best epoch %d; test accuracy %.4f%% on %d images", run.best_epoch, 100 * test_metrics.accuracy, test_metrics.n
+    )
+    write_outputs(args, argv, config, model, n_params, aug, data, run, test_metrics, upload_info, calibration)
+    return 0
 
+
+def write_outputs(
+    args: argparse.Namespace,
+    argv: list[str] | None,
+    config: NetConfig,
+    model: ConvNet,
+    n_params: int,
+    aug: AugmentConfig | None,
+    data: Data,
+    run: Fit,
+    test_metrics: Evaluation,
+    upload_info: dict[str, Any],
+    calibration: dict[str, Any],
+) -> None:
+    """Weights, model card and (unless --smoke) the two plots, into --out-dir."""
     out = Path(args.out_dir)
     sha = save_checkpoint(model, out / WEIGHTS_FILE)
     card = build_card(
@@ -327,15 +384,15 @@ def main(argv: list[str] | None = None) -> int:
         model,
         n_params,
         aug,
-        train,
-        test,
-        history,
-        best[2],
+        data.train,
+        data.test,
+        run.history,
+        run.best_epoch,
         test_metrics,
-        train_seconds,
+        run.seconds,
         sha,
-        len(train_idx),
-        len(val_idx),
+        len(data.train_idx),
+        len(data.val_idx),
         upload_info,
         calibration,
     )
@@ -343,20 +400,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.smoke:
         from convlens.model.plots import plot_confusion, plot_curves
 
-        plot_curves(history, out / "training_curves.png")
+        plot_curves(run.history, out / "training_curves.png")
         plot_confusion(
             test_metrics.confusion_matrix,
             out / "confusion_matrix.png",
             f"MNIST test set: {100 * test_metrics.accuracy:.2f}% of {test_metrics.n}",
         )
-    log.info(
-        "wrote %s (sha256 %s) and %s in %.0f s",
-        out / WEIGHTS_FILE,
-        sha[:12],
-        out / CARD_FILE,
-        time.perf_counter() - started,
-    )
-    return 0
+    log.info("wrote %s (sha256 %s) and %s in %.0f s", out / WEIGHTS_FILE, sha[:12], out / CARD_FILE, run.seconds)
 
 
 def build_card(
@@ -370,7 +420,7 @@ def build_card(
     test: Any,
     history: list[dict[str, Any]],
     best_epoch: int,
-    test_metrics: Metrics,
+    test_metrics: Evaluation,
     train_seconds: float,
     sha: str,
     n_train: int,

@@ -19,7 +19,7 @@ from convlens.app.config import Settings
 from convlens.app.core.errors import Unauthorized
 from convlens.app.core.pipeline import Service
 from convlens.app.core.served_model import ServedModel
-from convlens.app.serving.metrics import Metrics
+from convlens.app.serving.metrics import ServiceMetrics
 
 
 async def _service(request: Request) -> Service:
@@ -37,11 +37,11 @@ async def _model(
 
 
 async def _settings(request: Request) -> Settings:
-    return request.app.state.settings
+    return request.state.service.settings
 
 
-async def _metrics(request: Request) -> Metrics:
-    return request.app.state.metrics
+async def _metrics(request: Request) -> ServiceMetrics:
+    return request.state.service.metrics
 
 
 ServiceDep = Annotated[Service, Depends(_service)]
@@ -56,7 +56,7 @@ async def _expensive_slot(request: Request) -> AsyncIterator[None]:
 # on the routes that cost 10-100x a prediction: bounded concurrency, else 503
 EXPENSIVE = Depends(_expensive_slot)
 SettingsDep = Annotated[Settings, Depends(_settings)]
-MetricsDep = Annotated[Metrics, Depends(_metrics)]
+MetricsDep = Annotated[ServiceMetrics, Depends(_metrics)]
 
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the key set in CONVLENS_API_KEY")
 

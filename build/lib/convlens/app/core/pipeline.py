@@ -26,8 +26,15 @@ from convlens.app.core.explain import Explainer, Method
 from convlens.app.core.registry import ModelRegistry
 from convlens.app.core.served_model import ServedModel, to_tensor
 from convlens.app.core.shift import all_shifts, cosine_to_first, offsets
-from convlens.app.imaging.preprocess import INLINE_BYTES, Preprocessed, finish, is_cheap, open_image, preprocess
-from convlens.app.serving.metrics import Metrics
+from convlens.app.imaging.preprocess import (
+    INLINE_BYTES,
+    Preprocessed,
+    is_cheap,
+    open_image,
+    preprocess,
+    preprocess_image,
+)
+from convlens.app.serving.metrics import ServiceMetrics
 
 
 @dataclass(frozen=True)
@@ -35,7 +42,7 @@ class Service:
     """Everything a request needs, made once per process by the lifespan."""
 
     settings: Settings
-    metrics: Metrics
+    metrics: ServiceMetrics
     models: ModelRegistry
     explainers: dict[str, Explainer]
     expensive: Gate  # admission for the endpoints that cost 10-100x a prediction
@@ -73,14 +80,14 @@ async def preprocess_upload(data: bytes, service: Service) -> tuple[Preprocessed
     start = time.perf_counter()
     img = await _open(data, service.settings)
     # a 28 x 28 digit is done before a thread could even pick it up
-    pre = finish(img) if is_cheap(data, img) else await service.expensive.run(finish, img)
+    pre = preprocess_image(img) if is_cheap(data, img) else await service.expensive.run(preprocess_image, img)
     return pre, time.perf_counter() - start
 
 
 def _preprocess_in_batch(img: Image.Image) -> tuple[tuple[Preprocessed, float], torch.Tensor]:
     """Runs in the inference thread, beside the other images of the batch."""
     start = time.perf_counter()
-    pre = finish(img)
+    pre = preprocess_image(img)
     return (pre, time.perf_counter() - start), to_tensor(pre.pixels)
 
 
@@ -93,9 +100,9 @@ async def score_upload(data: bytes, service: Service, model: ServedModel) -> Sco
     img = await _open(data, service.settings)
     t_open = time.perf_counter() - start
     if is_cheap(data, img):
-        (pre, t_pre), probs = await model.scheduler.submit_raw(img, _preprocess_in_batch)
+        (pre, t_pre), probs = await model.scheduler.submit_to_prepare(img, _preprocess_in_batch)
     else:
-        pre = await run_in_threadpool(finish, img)
+        pre = await run_in_threadpool(preprocess_image, img)
         t_pre = time.perf_counter() - start - t_open
         probs = await model.scheduler.submit(to_tensor(pre.pixels))
     return _counted(Scored(pre, probs[0], t_pre + t_open, time.perf_counter() - start), model, service)
@@ -137,6 +144,16 @@ async def score_uploads(data: list[bytes], service: Service, model: ServedModel)
         results.append(_counted(Scored(pre, probs[row], t_pre, total), model, service))
         row += 1
     return ScoredBatch(results, t_pre, total)
+
+
+async def score_ink_maps(pixels: np.ndarray, service: Service, model: ServedModel) -> torch.Tensor:
+    """(N, 28, 28) ink maps in [0, 1], used as given (no preprocessing) -> (N, 10)
+    probabilities, through the model's micro-batcher like every other prediction."""
+    assert model.scheduler is not None
+    probs = await model.scheduler.submit(to_tensor(list(pixels.astype(np.float32))))
+    for digit in probs.argmax(1).tolist():
+        service.metrics.count_prediction(model.name, digit)
+    return probs
 
 
 @dataclass(frozen=True)

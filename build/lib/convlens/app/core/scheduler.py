@@ -6,7 +6,7 @@ request back its own rows. A lone request is never made to wait; only when sever
 already queued does the loop wait up to `max_wait` for more to fill the batch. While a
 pass runs, new requests queue up and form the next batch on their own.
 
-When the caller is the only request the process is serving (`solo`), its one image runs
+When the caller is the only request the process is serving (`is_alone`), its one image runs
 right away on the event loop: there is nothing to batch it with, and the two thread
 hops would cost a third of a 28 x 28 prediction's latency.
 """
@@ -62,10 +62,10 @@ class BatchScheduler:
         max_queue: int = 512,
         retry_after_s: int = 1,
         stats: BatchStats | None = None,
-        solo: Callable[[], bool] = lambda: False,
+        is_alone: Callable[[], bool] = lambda: False,
     ) -> None:
         self.fn = fn
-        self.solo = solo
+        self.is_alone = is_alone
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait
         self.max_queue = max_queue
@@ -100,7 +100,9 @@ class BatchScheduler:
         """Queue the rows of one request and wait for their outputs."""
         return (await self._submit(x, len(x), _as_rows))[1]
 
-    async def submit_raw(self, raw: Any, prepare: Callable[[Any], tuple[T, torch.Tensor]]) -> tuple[T, torch.Tensor]:
+    async def submit_to_prepare(
+        self, raw: Any, prepare: Callable[[Any], tuple[T, torch.Tensor]]
+    ) -> tuple[T, torch.Tensor]:
         """Queue one input that `prepare` turns into (info, one row) in the inference
         thread, just before the pass; returns (info, output row). Preparing a batch's
         inputs back to back there costs less than one at a time between other work on the
@@ -117,9 +119,9 @@ class BatchScheduler:
             )
         if rows == 1 and self._idle():
             # let requests that arrived with this one reach the scheduler (or at least
-            # start) first: only then does `solo` tell a lone request from the first of many
+            # start) first: only then does `is_alone` tell a lone request from the first of many
             await asyncio.sleep(0)
-            if self._idle() and self.solo():
+            if self._idle() and self.is_alone():
                 return self._run_inline(x, prepare)
         job = _Job(x, rows, prepare, asyncio.get_running_loop().create_future())
         self._rows += rows

@@ -336,21 +336,21 @@ def preprocess_array(gray: np.ndarray) -> tuple[np.ndarray, bool]:
         info = np.iinfo(np.asarray(gray).dtype)
         a = (a - info.min) / (info.max - info.min)
     a = np.clip(np.nan_to_num(a, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0).astype(np.float32)
-    return _digit(a)
+    return _to_mnist(a)
 
 
-def _digit(gray: np.ndarray) -> tuple[np.ndarray, bool]:
+def _to_mnist(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     """float32 luminance in [0, 1] -> (28, 28) ink map, and whether it was inverted."""
     ink, inverted = ink_map(gray)
     return centre(fit(ink)), inverted
 
 
-def finish(img: Image.Image) -> Preprocessed:
+def preprocess_image(img: Image.Image) -> Preprocessed:
     """An image from `open_image` -> what the network sees."""
     fmt, (width, height) = img.format or "", img.size
-    pixels, inverted = _digit(to_gray(decode(img)))
+    pixels, inverted = _to_mnist(to_gray(decode(img)))
     return Preprocessed(pixels, inverted, width, height, fmt)
 
 
 def preprocess(data: bytes, max_pixels: int) -> Preprocessed:
-    return finish(open_image(data, max_pixels))
+    return preprocess_image(open_image(data, max_pixels))

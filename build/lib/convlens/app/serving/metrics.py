@@ -17,7 +17,7 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
-class Metrics:
+class ServiceMetrics:
     def __init__(self) -> None:
         self.in_flight = 0  # requests this process is serving now (the scheduler asks)
         self.registry = CollectorRegistry()
@@ -74,7 +74,7 @@ class MetricsMiddleware:
     """Pure ASGI (no BaseHTTPMiddleware overhead); labels by route template, not raw path,
     so /v1/feature-maps/conv1.png and /conv2.png share one series."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
         self.app = app
         self.metrics = metrics
 

@@ -29,7 +29,7 @@ async def predict(request: Request, service: ServiceDep, model: ModelDep) -> Pre
 )
 async def predict_batch(request: Request, service: ServiceDep, model: ModelDep) -> BatchResponse:
     """Predict several images in one forward pass; a bad image fails only its own slot."""
-    uploads = await read_uploads(request, service.settings.max_batch_images)
+    uploads = await read_uploads(request, service.settings.max_images_per_request)
     batch = await score_uploads([u.data for u in uploads], service, model)
     items = [
         BatchItem(index=i, filename=upload.filename, error=ErrorDetail(code=r.code, message=r.message))
