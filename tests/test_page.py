@@ -166,3 +166,32 @@ def test_keyboard_reaches_the_controls_and_small_screens_fit(browser, server):
     overflow = pg.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0, "page scrolls sideways on a phone"
     context.close()
+
+
+@pytest.mark.parametrize(("path", "ready"), [("/docs", ".opblock"), ("/redoc", "[data-section-id]")])
+def test_api_docs_work_with_every_outside_request_blocked(browser, server, path, ready):
+    context = browser.new_context()
+    pg = context.new_page()
+    outside: list[str] = []
+
+    def only_local(route):
+        if route.request.url.startswith(server.url):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    pg.route("**/*", only_local)
+    failed: list[str] = []
+    pg.on("requestfailed", lambda r: failed.append(r.url))
+    pg.goto(server.url + path)
+    pg.wait_for_selector(ready, timeout=20_000)
+    text = pg.text_content("body")
+    for operation in ("/v1/predict", "/v1/explain", "/v2/models/{name}/infer"):
+        assert operation in text or operation.replace("{name}", "") in text, operation
+    # ReDoc's bundle fetches its "powered by" logo from its CDN; blocked, the page is whole
+    cosmetic = {"https://cdn.redoc.ly/redoc/logo-mini.svg"}
+    assert set(outside) <= cosmetic and set(failed) <= cosmetic, (outside, failed)
+    if path == "/docs":
+        assert not outside
+    context.close()
