@@ -71,3 +71,27 @@ def test_compose_file_parses_and_maps_the_port():
 @pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/v1/predict", "/v1/model"])
 def test_documented_paths_exist(path):
     assert path in routes()
+
+
+def test_manifests_validate_against_the_kubernetes_schemas_offline():
+    import kubernetes_validate
+
+    version = kubernetes_validate.latest_version()
+    for doc in yaml.safe_load_all((ROOT / "deploy/deployment.yaml").read_text()):
+        kubernetes_validate.validate(doc, version, strict=True)
+    # KServe's InferenceService is a custom resource without a bundled schema: its
+    # containers are validated as a Pod's, the rest checked by hand
+    service = yaml.safe_load((ROOT / "deploy/kserve-inferenceservice.yaml").read_text())
+    assert (service["apiVersion"], service["kind"]) == ("serving.kserve.io/v1beta1", "InferenceService")
+    containers = service["spec"]["predictor"]["containers"]
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "check"}, "spec": {"containers": containers}}
+    kubernetes_validate.validate(pod, version, strict=True)
+    container = containers[0]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["PORT"] == str(container["ports"][0]["containerPort"])
+    assert container["readinessProbe"]["httpGet"]["path"] in routes() and "/v2/health/ready" in routes()
+    assert container["livenessProbe"]["httpGet"]["path"] in routes()
+    with pytest.raises(kubernetes_validate.ValidationError):  # the check can fail
+        kubernetes_validate.validate(
+            {**pod, "spec": {"containers": [{"name": "x", "imag": "y"}]}}, version, strict=True
+        )
