@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535, validation_alias=AliasChoices("CONVLENS_PORT", "PORT"))
     workers: int = Field(2, ge=1, validation_alias=AliasChoices("CONVLENS_WORKERS", "WEB_CONCURRENCY"))
     grace_seconds: float = Field(20.0, ge=0)  # in-flight requests get this long after SIGTERM
+    # one listening socket per worker (SO_REUSEPORT, Linux) so the kernel spreads the
+    # connections; false: uvicorn's workers sharing one socket
+    reuseport: bool = True
     access_log: bool = False
     log_level: str = Field("info", validation_alias=AliasChoices("CONVLENS_LOG_LEVEL", "LOG_LEVEL"))
     cors_origins: list[str] = []

@@ -8,9 +8,11 @@ worker reports the totals of all of them.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 
@@ -19,7 +21,17 @@ import uvicorn
 from convlens.app.config import Settings, get_settings
 from convlens.app.core.registry import ModelRegistry
 from convlens.app.serving.transport import CoalescingHttpToolsProtocol
+from convlens.app.serving.workers import Supervisor, WorkerConfig, reuseport_available
 from convlens.model.checkpoint import CheckpointError
+
+APP = "convlens.app.main:app"
+
+
+def free_port(host: str) -> int:
+    """For port 0 with several workers: they must all bind the same port, so pick it here."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
 
 
 def check_weights(settings: Settings) -> None:
@@ -49,16 +61,18 @@ def main() -> None:
         shutil.rmtree(path, ignore_errors=True)  # stale files would be counted again
         os.makedirs(path)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    options = {
+        "proxy_headers": True,
+        "http": CoalescingHttpToolsProtocol,
+        "access_log": settings.access_log,
+        "log_level": settings.log_level,
+    }
+    if workers > 1 and settings.reuseport and reuseport_available():
+        logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s:     %(message)s")
+        config = WorkerConfig(APP, settings.host, port or free_port(settings.host), settings.grace_seconds, options)
+        sys.exit(Supervisor(config, workers).run())
     uvicorn.run(
-        "convlens.app.main:app",
-        host=settings.host,
-        port=port,
-        workers=workers,
-        timeout_graceful_shutdown=settings.grace_seconds,
-        proxy_headers=True,
-        http=CoalescingHttpToolsProtocol,
-        access_log=settings.access_log,
-        log_level=settings.log_level,
+        APP, host=settings.host, port=port, workers=workers, timeout_graceful_shutdown=settings.grace_seconds, **options
     )
 
 

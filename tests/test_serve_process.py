@@ -84,6 +84,86 @@ def test_multi_worker_mode_serves_and_counts_across_workers(mnist_test):
         assert server.terminate() == 0
 
 
+def _served_by_pid(metric_dir: str) -> dict[str, float]:
+    """/v1/predict answers per worker process, from prometheus_client's per-process files."""
+    from prometheus_client.mmap_dict import MmapedDict
+
+    counts: dict[str, float] = {}
+    for name in os.listdir(metric_dir):
+        if name.startswith("counter_"):
+            pid = re.search(r"_(\d+)\.db$", name).group(1)
+            for key, value, *_ in MmapedDict.read_all_values_from_file(os.path.join(metric_dir, name)):
+                if "convlens_http_requests_total" in key and "/v1/predict" in key:
+                    counts[pid] = counts.get(pid, 0) + value
+    return counts
+
+
+def test_keep_alive_connections_opened_at_once_spread_over_both_workers(mnist_test):
+    """16 clients connect together and keep their connections: with one socket per worker
+    (SO_REUSEPORT) the kernel spreads them; with one shared socket, one worker could take
+    them all and leave the other idle."""
+    import threading
+
+    body = png_bytes(mnist_test.images[3])
+    with running_server({"WEB_CONCURRENCY": "2"}, ready_timeout=90) as server:
+        start = threading.Barrier(16)
+        errors: list[str] = []
+
+        def client() -> None:
+            with httpx.Client(base_url=server.url) as c:
+                start.wait()
+                for _ in range(5):  # five requests on one kept-alive connection
+                    r = c.post("/v1/predict", files={"file": ("d.png", body, "image/png")})
+                    if r.status_code != 200:
+                        errors.append(r.text)
+
+        threads = [threading.Thread(target=client) for _ in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        served = _served_by_pid(f"/tmp/convlens-metrics-{server.port}")
+        assert sum(served.values()) == 80
+        assert len(served) == 2 and min(served.values()) >= 2 * 5, served  # >= 2 connections each
+        assert server.terminate() == 0
+
+
+def test_sigterm_drains_both_workers(mnist_test):
+    """Requests in flight in both workers when SIGTERM lands are all answered; exit 0."""
+    import socket
+
+    from tests.helpers import BOUNDARY, multipart
+
+    body = multipart([("file", png_bytes(mnist_test.images[4]))])
+    head = (
+        f"POST /v1/predict HTTP/1.1\r\nHost: x\r\nConnection: close\r\nExpect: 100-continue\r\n"
+        f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with running_server({"WEB_CONCURRENCY": "2", "CONVLENS_GRACE_SECONDS": "20"}, ready_timeout=90) as server:
+        socks = [socket.create_connection(("127.0.0.1", server.port), timeout=30) for _ in range(16)]
+        for s in socks:
+            s.sendall(head)
+        for s in socks:
+            assert s.recv(64).startswith(b"HTTP/1.1 100 Continue")
+        server.proc.send_signal(15)
+        time.sleep(0.3)
+        for s in socks:
+            s.sendall(body)
+        replies = []
+        for s in socks:
+            chunks = []
+            while chunk := s.recv(65536):
+                chunks.append(chunk)
+            s.close()
+            replies.append(b"".join(chunks))
+        code = server.proc.wait(30)
+        served = _served_by_pid(f"/tmp/convlens-metrics-{server.port}")
+    assert [r.split(b"\r\n", 1)[0] for r in replies] == [b"HTTP/1.1 200 OK"] * 16
+    assert len(served) == 2, served  # both workers had requests in flight
+    assert code == 0
+
+
 def test_missing_weights_stop_startup_with_one_clear_line(tmp_path):
     env = {**os.environ, "CONVLENS_WEIGHTS_DIR": str(tmp_path / "nope"), "PORT": "0"}
     out = subprocess.run(

@@ -73,13 +73,17 @@ async def server_metadata() -> ServerMetadata:
     return ServerMetadata(name="convlens", version=SERVER_VERSION, extensions=["binary_tensor_data"])
 
 
-@router.get("/health/live", responses={200: {"description": "live"}})
+@router.get("/health/live", response_class=Response, responses={200: {"description": "live"}})
 async def live() -> Response:
     """200 while the process answers."""
     return Response(status_code=200)
 
 
-@router.get("/health/ready", responses={200: {"description": "ready"}, 400: {"description": "not ready"}})
+@router.get(
+    "/health/ready",
+    response_class=Response,
+    responses={200: {"description": "ready"}, 400: {"description": "not ready"}},
+)
 async def ready(request: Request) -> Response:
     """200 once every model is loaded and warmed up, else 400 (the protocol's false)."""
     service = getattr(request.state, "service", None)
@@ -106,13 +110,17 @@ async def _json(model: ModelMetadata) -> Response:
     return Response(model.model_dump_json(), media_type="application/json")
 
 
-@router.get("/models/{name}/ready", responses={200: {"description": "ready"}, **ERRORS})
+@router.get("/models/{name}/ready", response_class=Response, responses={200: {"description": "ready"}, **ERRORS})
 async def model_ready(name: str, service: ServiceDep) -> Response:
     """200 when the model is loaded and warmed up."""
     return await answer(lambda: _ready(resolve(service, name, None)))
 
 
-@router.get("/models/{name}/versions/{version}/ready", responses={200: {"description": "ready"}, **ERRORS})
+@router.get(
+    "/models/{name}/versions/{version}/ready",
+    response_class=Response,
+    responses={200: {"description": "ready"}, **ERRORS},
+)
 async def model_version_ready(name: str, version: str, service: ServiceDep) -> Response:
     """The same, for one version."""
     return await answer(lambda: _ready(resolve(service, name, version)))
@@ -122,13 +130,31 @@ async def _ready(model: ServedModel) -> Response:
     return Response(status_code=200 if model.ready else 400)
 
 
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """A pydantic JSON schema with its local $defs written in place: an OpenAPI document
+    has no `$defs` of its own, and ReDoc refuses references into one."""
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return walk(defs[ref.removeprefix("#/$defs/")])
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(schema)
+
+
 INFER_DOC: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "description": "JSON, or (binary tensor data extension) a JSON header of "
         "Inference-Header-Content-Length bytes followed by the binary tensors.",
         "content": {
-            "application/json": {"schema": InferenceRequest.model_json_schema()},
+            "application/json": {"schema": _inlined(InferenceRequest.model_json_schema())},
             "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
         },
     }
