@@ -12,7 +12,12 @@ the table gives medians and each ratio comes from back-to-back measurements.
   convlens  the service as users run it (python -m convlens.app.serve, default settings)
   floor     FastAPI endpoint that reads the upload and returns a constant
   tutorial  one forward pass per request inside an async endpoint, same model
+  tutorial2 the same with two uvicorn workers
   litserve  LitServe with dynamic batching, same model (pip install litserve)
+  torchserve TorchServe 0.12, 2 workers, batches of 32 / 5 ms (Java + pip install torchserve
+            torch-model-archiver; benchmarks/servers/torchserve_*.py)
+Every row also gives the server's CPU time per request and the cores it used (from /proc,
+every process of the server's session).
 Then images/s of /v1/predict/batch with 64 images per request against the raw forward
 pass of the model at batch 64 (same torch threads and precision), measured in this
 process right before each batch run, `--rounds` times. Not part of the test suite.
@@ -54,6 +59,7 @@ def digit_png() -> bytes:
 
 
 def lua_script(body: bytes, path: str, tmp: Path) -> Path:
+    tmp.mkdir(parents=True, exist_ok=True)
     body_file = tmp / f"body-{len(body)}.bin"
     body_file.write_bytes(body)
     script = tmp / f"post-{len(body)}.lua"
@@ -67,7 +73,10 @@ def lua_script(body: bytes, path: str, tmp: Path) -> Path:
     return script
 
 
-def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+PREDICT_PATH = {"torchserve": "/predictions/convlens"}  # every other server: /v1/predict
+
+
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60, path: str = "/v1/predict") -> None:
     deadline = time.time() + timeout
     body = multipart([("file", digit_png())])
     headers = {"content-type": f"multipart/form-data; boundary={BOUNDARY}"}
@@ -75,7 +84,7 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}")
         try:
-            if httpx.post(url + "/v1/predict", content=body, headers=headers, timeout=2).status_code == 200:
+            if httpx.post(url + path, content=body, headers=headers, timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
@@ -101,7 +110,20 @@ def start(name: str, port: int, env: dict[str, str], baseline: Path | None = Non
             "--log-level",
             "warning",
         ],
+        "tutorial2": [
+            py,
+            "-m",
+            "uvicorn",
+            "benchmarks.servers.tutorial:app",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--log-level",
+            "warning",
+        ],
         "litserve": [py, "-m", "benchmarks.servers.litserve_server", str(port)],
+        "torchserve": [py, "-m", "benchmarks.servers.torchserve_server", str(port)],
     }
     env = {**os.environ, **env, "PORT": str(port), "HOST": "127.0.0.1", "PYTHONPATH": str(root)}
     return subprocess.Popen(
@@ -201,7 +223,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--duration", type=int, default=10, help="seconds per measurement (default: %(default)s)")
     p.add_argument("--rounds", type=int, default=2, help="measurements per server and cell (default: %(default)s)")
     p.add_argument("--connections", default="1,16,64", help="default: %(default)s")
-    p.add_argument("--servers", default="convlens,floor,tutorial,litserve", help="default: %(default)s")
+    p.add_argument(
+        "--servers", default="convlens,floor,tutorial,tutorial2,litserve,torchserve", help="default: %(default)s"
+    )
     p.add_argument(
         "--workers", type=int, default=None, help="WEB_CONCURRENCY for all servers (default: each its own default)"
     )
@@ -225,7 +249,7 @@ def start_all(names: list[str], env: dict[str, str], baseline: Path | None) -> t
         procs[name] = proc = start(name, port, env, baseline)
         urls[name] = f"http://127.0.0.1:{port}"
         try:
-            wait_ready(urls[name], proc)
+            wait_ready(urls[name], proc, timeout=120, path=PREDICT_PATH.get(name, "/v1/predict"))
         except Exception as e:  # one broken baseline should not hide the others
             print(f"{name}: {e}", flush=True)
             if proc.stderr is not None and proc.poll() is not None:
@@ -254,14 +278,14 @@ def measure(proc: subprocess.Popen, url: str, script: Path, connections: int, du
 Samples = dict[str, dict[int, list[dict[str, float]]]]
 
 
-def measure_rounds(procs: dict, urls: dict[str, str], script: Path, conns: list[int], args) -> Samples:
+def measure_rounds(procs: dict, urls: dict[str, str], scripts: dict[str, Path], conns: list[int], args) -> Samples:
     """Every server in turn for each connection count, in rotating order each round."""
     samples: Samples = {}
     names = list(procs)
     for rnd in range(args.rounds):
         for c in conns:
             for name in names[rnd % len(names) :] + names[: rnd % len(names)]:
-                r = measure(procs[name], urls[name], script, c, args.duration)
+                r = measure(procs[name], urls[name], scripts[name], c, args.duration)
                 samples.setdefault(name, {}).setdefault(c, []).append(r)
                 print(
                     f"round {rnd + 1} {name:9s} c={c:3d}  {r['rps']:8.0f} req/s  p50 {r['p50']:7.2f} ms"
@@ -338,12 +362,13 @@ def main() -> None:
     conns = [int(c) for c in args.connections.split(",")]
     tmp = Path(tempfile.mkdtemp(prefix="convlens-bench-"))
     png = digit_png()
-    single = lua_script(multipart([("file", png)]), "/v1/predict", tmp)
+    body = multipart([("file", png)])
     env = {"WEB_CONCURRENCY": str(args.workers)} if args.workers else {}
     procs, urls = start_all(args.servers.split(","), env, args.baseline)
     batches: list[tuple[float, float]] = []
     try:
-        samples = measure_rounds(procs, urls, single, conns, args)
+        scripts = {name: lua_script(body, PREDICT_PATH.get(name, "/v1/predict"), tmp / name) for name in procs}
+        samples = measure_rounds(procs, urls, scripts, conns, args)
         if "convlens" in procs:
             batches = measure_batches(procs["convlens"], urls["convlens"], png, tmp, args, threads, precision)
     finally:

@@ -46,5 +46,7 @@ class DigitAPI(ls.LitAPI):
 
 if __name__ == "__main__":
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 8103
-    server = ls.LitServer(DigitAPI(max_batch_size=64, batch_timeout=0.01, api_path="/v1/predict"), accelerator="cpu")
+    api = DigitAPI(max_batch_size=64, batch_timeout=0.01, api_path="/v1/predict")
+    workers = int(os.environ.get("WEB_CONCURRENCY", "2"))  # two inference workers, one per core
+    server = ls.LitServer(api, accelerator="cpu", workers_per_device=workers)
     server.run(port=port, host="127.0.0.1", generate_client_file=False)
