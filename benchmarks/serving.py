@@ -132,10 +132,13 @@ def start(name: str, port: int, env: dict[str, str], baseline: Path | None = Non
 
 
 def stop(proc: subprocess.Popen) -> None:
-    try:
+    """The server's whole session (workers, a JVM) goes, paused or not."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGCONT)
         os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(20)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
 
 
