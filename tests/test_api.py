@@ -168,7 +168,7 @@ def test_health_ready_metrics(client, mnist_test):
     for status in ("200", "400"):
         labels = {"endpoint": "/v1/predict", "method": "POST", "status": status}
         assert metric(after, requests, **labels) - metric(before, requests, **labels) == 1
-    digit, predictions = {"digit": str(mnist_test.labels[0])}, "convlens_predictions_total"
+    digit, predictions = {"model": "shipped", "digit": str(mnist_test.labels[0])}, "convlens_predictions_total"
     assert metric(after, predictions, **digit) - metric(before, predictions, **digit) == 1
     # one more image went through a forward pass (the empty upload never reached one)
     batches = "convlens_inference_batch_size_sum"

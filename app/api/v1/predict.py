@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from convlens.app.api.deps import ModelDep, ServiceDep
+from convlens.app.api.deps import ModelDep, ModelName, ServiceDep
 from convlens.app.api.openapi import BATCH_BODY, IMAGE_BODY, UPLOAD_ERRORS, errors
 from convlens.app.api.uploads import read_upload, read_uploads
 from convlens.app.api.v1.convert import ms, to_prediction
@@ -18,10 +18,11 @@ router = APIRouter(prefix="/v1", tags=["predict"])
 @router.post(
     "/predict", response_model=Prediction, responses={**UPLOAD_ERRORS, **errors(404)}, openapi_extra=IMAGE_BODY
 )
-async def predict(request: Request, service: ServiceDep, model: ModelDep) -> Prediction:
+async def predict(request: Request, service: ServiceDep, model: ModelName = None) -> Prediction:
     """Predict the digit in one image (a photo, a drawing, or an MNIST digit)."""
+    served = service.models.get(model)
     upload = await read_upload(request)
-    return to_prediction(await score_upload(upload.data, service, model), model)
+    return to_prediction(await score_upload(upload.data, service, served), served)
 
 
 @router.post(
