@@ -44,13 +44,17 @@ class Explainer:
     def methods(self) -> list[Method]:
         return [m for m in METHODS if m != "gradcam" or self.gradcam_layer is not None]
 
-    def heatmap(self, x: torch.Tensor, target: int, method: Method) -> np.ndarray:
-        """x: (1, 1, 28, 28) normalised input -> (28, 28) float32 in [0, 1]."""
+    def check(self, method: Method) -> None:
+        """UnsupportedMethod before any work, e.g. Grad-CAM asked of the MLP."""
         if method not in self.methods():
             raise UnsupportedMethod(
                 f"method {method!r} needs a conv layer; model {self.name!r} has none "
                 f"(use {' or '.join(self.methods())})"
             )
+
+    def heatmap(self, x: torch.Tensor, target: int, method: Method) -> np.ndarray:
+        """x: (1, 1, 28, 28) normalised input -> (28, 28) float32 in [0, 1]."""
+        self.check(method)
         with self._lock, torch.enable_grad():
             attribution = self._attribute(x.float().clone(), target, method)
         return _unit(attribution.detach().reshape(attribution.shape[-2:]).numpy())

@@ -187,8 +187,7 @@ async def explain_upload(
     """The prediction and a heat map of the evidence for `target` (default: the digit)."""
     assert model.scheduler is not None
     explainer = service.explainers[model.name]
-    if method not in explainer.methods():
-        explainer.heatmap(torch.zeros(1, 1, 28, 28), 0, method)  # raises UnsupportedMethod
+    explainer.check(method)
     start = time.perf_counter()
     pre, t_pre = await preprocess_upload(data, service)
     x = to_tensor(pre.pixels)

@@ -14,6 +14,7 @@ from convlens.app.api.v1.convert import to_prediction
 from convlens.app.api.v1.schemas import Explanation, ShiftExperiment, ShiftModelResult, ShiftResult
 from convlens.app.core.explain import Method
 from convlens.app.core.pipeline import Explained, Service, explain_upload, shift_experiment
+from convlens.app.core.served_model import ServedModel
 from convlens.app.imaging.render import heatmap_png
 
 router = APIRouter(prefix="/v1", tags=["insight"], dependencies=[EXPENSIVE])
@@ -37,7 +38,9 @@ def _round(a: np.ndarray) -> list:  # type: ignore[type-arg]
     return np.round(a, 4).tolist()
 
 
-async def _explained(request: Request, service: ServiceDep, model: ModelDep, target: int | None, method: Method):
+async def _explained(
+    request: Request, service: Service, model: ServedModel, target: int | None, method: Method
+) -> Explained:
     upload = await read_upload(request)
     return await explain_upload(upload.data, service, model, target, method)
 
@@ -50,7 +53,7 @@ async def explain(
 ) -> Response:
     """Which pixels of the input the network used for its answer, as a 28 x 28 heat map in
     [0, 1] on the grid of the input it saw (see `method`). gradcam on an MLP: 400."""
-    done: Explained = await _explained(request, service, model, target, method)
+    done = await _explained(request, service, model, target, method)
     prediction = to_prediction(done.scored, model)
     body = Explanation(
         model=model.name,

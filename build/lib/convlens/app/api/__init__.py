@@ -1,1 +1,0 @@
-"""Protocol adapters: HTTP requests in, wire formats out; nothing here computes."""

@@ -1,1 +1,0 @@
-"""What operators and browsers need: health, readiness, metrics, the web page."""

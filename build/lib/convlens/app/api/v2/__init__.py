@@ -1,1 +1,0 @@
-"""The Open Inference Protocol (KServe/Triton "v2" REST API), over the same core as /v1."""

@@ -1,1 +1,0 @@
-"""The request core, protocol-neutral: models, batching, preprocessing calls, explanations."""

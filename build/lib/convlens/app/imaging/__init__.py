@@ -1,1 +1,0 @@
-"""Pictures in and out: uploads made to look like MNIST, feature maps drawn as PNGs."""

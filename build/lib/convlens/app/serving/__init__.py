@@ -1,1 +1,0 @@
-"""The HTTP server around the app: ASGI limits, metrics, uvicorn's protocol, workers."""

@@ -1,1 +1,0 @@
-"""The convlens network, its data and its training: knows torch, never HTTP."""
