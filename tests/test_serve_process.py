@@ -25,36 +25,40 @@ def test_uvicorn_process_serves_health_ready_and_predictions(mnist_test):
         assert server.terminate() == 0
 
 
-def test_sigterm_during_a_burst_completes_every_request(mnist_test):
-    """24 requests are inside the handler when SIGTERM lands (each has been told
-    "100 Continue", i.e. the app is reading its body); all must still get their answer."""
+def sigterm_mid_burst(server, image: bytes, n: int) -> tuple[list[bytes], int]:
+    """`n` requests inside the handler (each told "100 Continue": the app is reading its
+    body) when SIGTERM lands; then the bodies. Returns every reply and the exit code."""
     import socket
 
     from tests.helpers import BOUNDARY, multipart
 
-    body = multipart([("file", png_bytes(mnist_test.images[1]))])
+    body = multipart([("file", image)])
     head = (
         f"POST /v1/predict HTTP/1.1\r\nHost: x\r\nConnection: close\r\nExpect: 100-continue\r\n"
         f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {len(body)}\r\n\r\n"
     ).encode()
+    socks = [socket.create_connection(("127.0.0.1", server.port), timeout=30) for _ in range(n)]
+    for s in socks:
+        s.sendall(head)
+    for s in socks:
+        assert s.recv(64).startswith(b"HTTP/1.1 100 Continue")
+    server.proc.send_signal(15)
+    time.sleep(0.3)  # the server is now shutting down with n requests in flight
+    for s in socks:
+        s.sendall(body)
+    replies = []
+    for s in socks:
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+        s.close()
+        replies.append(b"".join(chunks))
+    return replies, server.proc.wait(30)
+
+
+def test_sigterm_during_a_burst_completes_every_request(mnist_test):
     with running_server({"WEB_CONCURRENCY": "1", "CONVLENS_GRACE_SECONDS": "20"}) as server:
-        socks = [socket.create_connection(("127.0.0.1", server.port), timeout=30) for _ in range(24)]
-        for s in socks:
-            s.sendall(head)
-        for s in socks:
-            assert s.recv(64).startswith(b"HTTP/1.1 100 Continue")
-        server.proc.send_signal(15)
-        time.sleep(0.3)  # the server is now shutting down with 24 requests in flight
-        for s in socks:
-            s.sendall(body)
-        replies = []
-        for s in socks:
-            chunks = []
-            while chunk := s.recv(65536):
-                chunks.append(chunk)
-            s.close()
-            replies.append(b"".join(chunks))
-        code = server.proc.wait(30)
+        replies, code = sigterm_mid_burst(server, png_bytes(mnist_test.images[1]), 24)
     assert [r.split(b"\r\n", 1)[0] for r in replies] == [b"HTTP/1.1 200 OK"] * 24
     assert all(f'"digit":{mnist_test.labels[1]},'.encode() in r for r in replies)
     assert code == 0
@@ -131,33 +135,8 @@ def test_keep_alive_connections_opened_at_once_spread_over_both_workers(mnist_te
 
 def test_sigterm_drains_both_workers(mnist_test):
     """Requests in flight in both workers when SIGTERM lands are all answered; exit 0."""
-    import socket
-
-    from tests.helpers import BOUNDARY, multipart
-
-    body = multipart([("file", png_bytes(mnist_test.images[4]))])
-    head = (
-        f"POST /v1/predict HTTP/1.1\r\nHost: x\r\nConnection: close\r\nExpect: 100-continue\r\n"
-        f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode()
     with running_server({"WEB_CONCURRENCY": "2", "CONVLENS_GRACE_SECONDS": "20"}, ready_timeout=90) as server:
-        socks = [socket.create_connection(("127.0.0.1", server.port), timeout=30) for _ in range(16)]
-        for s in socks:
-            s.sendall(head)
-        for s in socks:
-            assert s.recv(64).startswith(b"HTTP/1.1 100 Continue")
-        server.proc.send_signal(15)
-        time.sleep(0.3)
-        for s in socks:
-            s.sendall(body)
-        replies = []
-        for s in socks:
-            chunks = []
-            while chunk := s.recv(65536):
-                chunks.append(chunk)
-            s.close()
-            replies.append(b"".join(chunks))
-        code = server.proc.wait(30)
+        replies, code = sigterm_mid_burst(server, png_bytes(mnist_test.images[4]), 16)
         served = _served_by_pid(f"/tmp/convlens-metrics-{server.port}")
     assert [r.split(b"\r\n", 1)[0] for r in replies] == [b"HTTP/1.1 200 OK"] * 16
     assert len(served) == 2, served  # both workers had requests in flight
