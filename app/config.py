@@ -37,8 +37,9 @@ class Settings(BaseSettings):
     retry_after_s: int = Field(1, ge=1)
     # feature maps, explanations, shift experiments: at most this many at once per process,
     # this many more waiting, the rest 503 (see app/admission.py)
-    expensive_concurrency: int = Field(2, ge=1)
+    expensive_concurrency: int = Field(1, ge=1)
     expensive_queue: int = Field(64, ge=0)
+    expensive_reject_delay_ms: float = Field(250.0, ge=0, le=10_000)  # pause before that 503
 
     warmup: bool = True
     gc_freeze: bool = True  # exempt start-up objects from garbage collection (see main.py)

@@ -87,7 +87,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # 700-allocation trigger over and over: 40 us of collecting per request
             gc.set_threshold(settings.gc_threshold, *thresholds[1:])
         start = time.perf_counter()
-        gate = Gate(settings.expensive_concurrency, settings.expensive_queue, settings.retry_after_s)
+        gate = Gate(
+            settings.expensive_concurrency,
+            settings.expensive_queue,
+            settings.retry_after_s,
+            settings.expensive_reject_delay_ms / 1000,
+        )
         try:
             explainers = {model.name: Explainer(model) for model in models}
             yield {"service": Service(settings, metrics, models, explainers, gate)}

@@ -64,3 +64,18 @@ def test_a_flood_of_feature_maps_gets_503_and_health_answers(mnist_test):
         r = httpx.post(server.url + "/v1/feature-maps", files=files)
         assert r.status_code == 200  # the gate is free again once the flood is over
         assert server.terminate() == 0
+
+
+def test_a_refusal_waits_its_pause_so_a_retry_storm_slows_down():
+    async def refusal_time() -> float:
+        gate = Gate(limit=1, queue=0, retry_after_s=1, reject_delay_s=0.05)
+        async with gate.slot():
+            started = time.perf_counter()
+            try:
+                async with gate.slot():
+                    pass
+            except Overloaded:
+                return time.perf_counter() - started
+        raise AssertionError("the second request was not refused")
+
+    assert asyncio.run(refusal_time()) >= 0.05
