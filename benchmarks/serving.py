@@ -95,33 +95,17 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60, path: str 
 def start(name: str, port: int, env: dict[str, str], baseline: Path | None = None) -> subprocess.Popen:
     py = sys.executable
     root = baseline if name == "baseline" and baseline else ROOT
+
+    def uvicorn(app: str, *extra: str) -> list[str]:
+        return [py, "-m", "uvicorn", app, "--port", str(port), "--log-level", "warning", *extra]
+
     commands = {
         "convlens": [py, "-m", "convlens.app.serve"],
         # convlens from another checkout (--baseline), namespaced or from before it was
         "baseline": [py, "-m", "convlens.app.serve" if (root / "convlens").is_dir() else "app.serve"],
-        "floor": [py, "-m", "uvicorn", "benchmarks.servers.floor:app", "--port", str(port), "--log-level", "warning"],
-        "tutorial": [
-            py,
-            "-m",
-            "uvicorn",
-            "benchmarks.servers.tutorial:app",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        "tutorial2": [
-            py,
-            "-m",
-            "uvicorn",
-            "benchmarks.servers.tutorial:app",
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-            "--log-level",
-            "warning",
-        ],
+        "floor": uvicorn("benchmarks.servers.floor:app"),
+        "tutorial": uvicorn("benchmarks.servers.tutorial:app"),
+        "tutorial2": uvicorn("benchmarks.servers.tutorial:app", "--workers", "2"),
         "litserve": [py, "-m", "benchmarks.servers.litserve_server", str(port)],
         "torchserve": [py, "-m", "benchmarks.servers.torchserve_server", str(port)],
     }
