@@ -64,6 +64,9 @@ def main() -> None:
     env = {
         **os.environ,
         "CONVLENS_WEIGHTS_FILE": str(Settings().model_dir("shipped") / "model.safetensors"),
+        # TorchServe writes its logs (~100 MB per benchmark) into the working directory
+        "LOG_LOCATION": str(store / "logs"),
+        "METRICS_LOCATION": str(store / "logs"),
         "PYTHONPATH": str(HERE.parent.parent) + os.pathsep + os.environ.get("PYTHONPATH", ""),
     }
     os.execve(
