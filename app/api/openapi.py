@@ -23,6 +23,19 @@ IMAGE_BODY: dict[str, Any] = {
     }
 }
 
+# `?model=` for a route that reads it itself rather than through `ModelDep`
+MODEL_PARAMETER: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": "model",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "the model to run (see /v1/models); default: the service's default model",
+        }
+    ]
+}
+
 BATCH_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
