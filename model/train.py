@@ -377,25 +377,7 @@ def write_outputs(
     """Weights, model card and (unless --smoke) the two plots, into --out-dir."""
     out = Path(args.out_dir)
     sha = save_checkpoint(model, out / WEIGHTS_FILE)
-    card = build_card(
-        args,
-        argv,
-        config,
-        model,
-        n_params,
-        aug,
-        data.train,
-        data.test,
-        run.history,
-        run.best_epoch,
-        test_metrics,
-        run.seconds,
-        sha,
-        len(data.train_idx),
-        len(data.val_idx),
-        upload_info,
-        calibration,
-    )
+    card = build_card(args, argv, config, model, n_params, aug, data, run, test_metrics, sha, upload_info, calibration)
     (out / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
     if not args.smoke:
         from convlens.model.plots import plot_confusion, plot_curves
@@ -416,19 +398,17 @@ def build_card(
     model: ConvNet,
     n_params: int,
     aug: AugmentConfig | None,
-    train: Any,
-    test: Any,
-    history: list[dict[str, Any]],
-    best_epoch: int,
+    data: Data,
+    run: Fit,
     test_metrics: Evaluation,
-    train_seconds: float,
     sha: str,
-    n_train: int,
-    n_val: int,
     upload_info: dict[str, Any],
     calibration: dict[str, Any],
 ) -> dict[str, Any]:
     import safetensors
+
+    train, test, history, best_epoch = data.train, data.test, run.history, run.best_epoch
+    train_seconds, n_train, n_val = run.seconds, len(data.train_idx), len(data.val_idx)
 
     argv = sys.argv[1:] if argv is None else argv
     return {
