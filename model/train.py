@@ -357,27 +357,29 @@ def main(argv: list[str] | None = None) -> int:
     log.info(
         "best epoch %d; test accuracy %.4f%% on %d images", run.best_epoch, 100 * test_metrics.accuracy, test_metrics.n
     )
-    write_outputs(args, argv, config, model, n_params, aug, data, run, test_metrics, upload_info, calibration)
+    write_outputs(args, argv, Trained(model, aug, data, run, test_metrics, upload_info, calibration))
     return 0
 
 
-def write_outputs(
-    args: argparse.Namespace,
-    argv: list[str] | None,
-    config: NetConfig,
-    model: ConvNet,
-    n_params: int,
-    aug: AugmentConfig | None,
-    data: Data,
-    run: Fit,
-    test_metrics: Evaluation,
-    upload_info: dict[str, Any],
-    calibration: dict[str, Any],
-) -> None:
+@dataclass
+class Trained:
+    """What a run produced and measured: everything the card and the plots are made of."""
+
+    model: ConvNet
+    aug: AugmentConfig | None
+    data: Data
+    run: Fit
+    test_metrics: Evaluation
+    upload_info: dict[str, Any]
+    calibration: dict[str, Any]
+
+
+def write_outputs(args: argparse.Namespace, argv: list[str] | None, trained: Trained) -> None:
     """Weights, model card and (unless --smoke) the two plots, into --out-dir."""
     out = Path(args.out_dir)
-    sha = save_checkpoint(model, out / WEIGHTS_FILE)
-    card = build_card(args, argv, config, model, n_params, aug, data, run, test_metrics, sha, upload_info, calibration)
+    run, test_metrics = trained.run, trained.test_metrics
+    sha = save_checkpoint(trained.model, out / WEIGHTS_FILE)
+    card = build_card(args, argv, trained, sha)
     (out / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
     if not args.smoke:
         from convlens.model.plots import plot_confusion, plot_curves
@@ -391,22 +393,12 @@ def write_outputs(
     log.info("wrote %s (sha256 %s) and %s in %.0f s", out / WEIGHTS_FILE, sha[:12], out / CARD_FILE, run.seconds)
 
 
-def build_card(
-    args: argparse.Namespace,
-    argv: list[str] | None,
-    config: NetConfig,
-    model: ConvNet,
-    n_params: int,
-    aug: AugmentConfig | None,
-    data: Data,
-    run: Fit,
-    test_metrics: Evaluation,
-    sha: str,
-    upload_info: dict[str, Any],
-    calibration: dict[str, Any],
-) -> dict[str, Any]:
+def build_card(args: argparse.Namespace, argv: list[str] | None, trained: Trained, sha: str) -> dict[str, Any]:
     import safetensors
 
+    model, aug, data, run = trained.model, trained.aug, trained.data, trained.run
+    test_metrics, upload_info, calibration = trained.test_metrics, trained.upload_info, trained.calibration
+    config, n_params = model.config, count_parameters(model)
     train, test, history, best_epoch = data.train, data.test, run.history, run.best_epoch
     train_seconds, n_train, n_val = run.seconds, len(data.train_idx), len(data.val_idx)
 
