@@ -209,3 +209,74 @@ def test_a_trickling_upload_times_out_with_504():
         assert reply.startswith("HTTP/1.1 504")
         assert '"code":"timeout"' in reply
         assert httpx.get(server.url + "/healthz").status_code == 200
+
+
+def _workers(supervisor_pid: int) -> set[int]:
+    """The supervisor's worker processes (multiprocessing's resource tracker left out)."""
+    from pathlib import Path
+
+    kids = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if ppid == supervisor_pid and b"spawn_main" in cmdline:
+            kids.add(int(stat.parent.name))
+    return kids
+
+
+def test_a_worker_that_dies_is_replaced_and_the_port_keeps_answering(mnist_test):
+    body = png_bytes(mnist_test.images[5])
+    with running_server({"WEB_CONCURRENCY": "2"}, ready_timeout=90) as server:
+        workers = _workers(server.proc.pid)
+        assert len(workers) == 2
+        victim = min(workers)
+        os.kill(victim, 9)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            now = _workers(server.proc.pid)
+            if len(now) == 2 and victim not in now:
+                break
+            time.sleep(0.2)
+        assert len(now) == 2 and victim not in now, now
+        replacement = str(max(now - workers))
+        metric_dir = f"/tmp/convlens-metrics-{server.port}"
+        for _ in range(60):  # new connections, hashed over both sockets: none may fail
+            with httpx.Client(timeout=30) as c:
+                r = c.post(server.url + "/v1/predict", files={"file": ("d.png", body, "image/png")})
+            assert r.status_code == 200 and r.json()["digit"] == mnist_test.labels[5]
+            if replacement in _served_by_pid(metric_dir):
+                break
+        assert replacement in _served_by_pid(metric_dir)  # the new worker takes its share
+        assert server.terminate() == 0
+
+
+def test_the_convlens_command_serves_and_stops_cleanly(tmp_path):
+    from tests.helpers import free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "convlens.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/v2/health/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        assert httpx.get(f"http://127.0.0.1:{port}/v1/models").json()["default"] == "shipped"
+        proc.send_signal(15)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()

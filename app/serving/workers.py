@@ -105,4 +105,10 @@ class Supervisor:
             if proc.is_alive():
                 proc.kill()
                 proc.join()
-        return 0 if all(p.exitcode == 0 for p in self.procs) else 1
+        # killed by the signal itself: a worker still starting up, before it set its
+        # handlers and so before it bound its socket; it held no connection
+        clean = (0, -signal.SIGTERM, -signal.SIGINT)
+        failed = [(p.pid, p.exitcode) for p in self.procs if p.exitcode not in clean]
+        if failed:
+            log.warning("workers that did not exit cleanly (pid, exit code): %s", failed)
+        return 1 if failed else 0
