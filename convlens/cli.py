@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -78,8 +79,10 @@ def _predict_remote(files: tuple[str, ...], url: str, model: str | None, as_json
 
 
 def _predict_local(files: tuple[str, ...], model: str | None, as_json: bool) -> int:
+    from convlens.app.api.v1.convert import to_prediction
     from convlens.app.config import Settings
     from convlens.app.core.errors import DomainError
+    from convlens.app.core.pipeline import Scored
     from convlens.app.core.served_model import ServedModel, to_tensor
     from convlens.app.imaging.preprocess import preprocess
     from convlens.model.checkpoint import CheckpointError
@@ -95,17 +98,14 @@ def _predict_local(files: tuple[str, ...], model: str | None, as_json: bool) -> 
     failed = 0
     for path in files:
         try:
+            start = time.perf_counter()
             pre = preprocess(Path(path).read_bytes(), settings.max_pixels)
-            probs = served.probabilities(to_tensor(pre.pixels))[0].double()
-            probs /= probs.sum()
-            digit = int(probs.argmax())
-            answer: dict[str, Any] = {
-                "digit": digit,
-                "confidence": float(probs[digit]),
-                "probabilities": probs.tolist(),
-                "model": name,
-                "model_version": served.version,
-            }
+            t_pre = time.perf_counter() - start
+            probs = served.probabilities(to_tensor(pre.pixels))[0]
+            # the very answer /v1/predict gives, built by the same function
+            answer: dict[str, Any] = to_prediction(
+                Scored(pre, probs, t_pre, time.perf_counter() - start), served
+            ).model_dump()
         except DomainError as e:
             answer, failed = {"error": {"code": e.code, "message": e.message}}, failed + 1
         except OSError as e:
@@ -171,7 +171,7 @@ def _feature_map_local(file: str, layer: str, model: str | None) -> bytes:
     except DomainError as e:
         _fail(f"{file}: {e.code}: {e.message}", FAILED)
     maps = served.features(to_tensor(pre.pixels), [layer])[layer][0].numpy()
-    return feature_grid_png(maps, signed=served.kinds[layer] in ("conv", "bn"))
+    return feature_grid_png(maps, signed=served.signed_output(layer))
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})

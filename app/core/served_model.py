@@ -97,6 +97,10 @@ class ServedModel:
             if self.kinds[n] == "conv" and isinstance(m, torch.nn.Conv2d) and m.in_channels == 1
         ]
 
+    def signed_output(self, layer: str) -> bool:
+        """Conv and batch-norm outputs have a sign (drawn blue-white-red); ReLU and pool do not."""
+        return self.kinds[layer] in ("conv", "bn")
+
     def filters(self, layer: str) -> np.ndarray | None:
         """(C, k, k) weights of a layer in `filter_layers`, else None."""
         if layer not in self.filter_layers:

@@ -28,11 +28,6 @@ def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
-def _signed(model: ServedModel, layer: str) -> bool:
-    """Conv and batch-norm outputs have a sign; ReLU and pool outputs do not."""
-    return model.kinds[layer] in ("conv", "bn")
-
-
 def _unknown(model: ServedModel, what: str) -> UnknownLayer:
     if not model.feature_layers:
         return UnknownLayer(f"unknown layer(s) {what}: model {model.name!r} has no conv or pool layers")
@@ -90,7 +85,7 @@ async def feature_maps(
                     min=float(a.min()),
                     max=float(a.max()),
                     values=_round(a) if values else None,
-                    png=data_uri(feature_grid_png(a, _signed(model, name), norm == "channel")) if png else None,
+                    png=data_uri(feature_grid_png(a, model.signed_output(name), norm == "channel")) if png else None,
                 )
             )
         image = InputImage(
@@ -120,7 +115,7 @@ async def feature_map_png(
         raise _unknown(model, layer)
     upload = await read_upload(request)
     pre, _ = await preprocess_upload(upload.data, service)
-    signed = _signed(model, layer)
+    signed = model.signed_output(layer)
 
     def render() -> bytes:
         acts = model.features(to_tensor(pre.pixels), [layer])
