@@ -356,6 +356,22 @@ def shadow(digit: np.ndarray, label: int, rng: np.random.Generator, style: Style
     return encode(img, "JPEG", quality=int(rng.integers(75, 92))), "image/jpeg"
 
 
+def round_shadow(digit: np.ndarray, label: int, rng: np.random.Generator, style: Style) -> Upload:
+    """A photo with a soft round shadow (a head, a hand seen from above) over part of the page."""
+    ink = _on_canvas(_enlarge(digit, 28 * int(rng.integers(5, 13))), rng)
+    h, w = ink.shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    cy, cx = h * rng.uniform(-0.2, 1.2), w * rng.uniform(-0.2, 1.2)
+    ry, rx = h * rng.uniform(0.3, 0.9), w * rng.uniform(0.3, 0.9)
+    d = (np.sqrt(((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2) - 1) * min(ry, rx)  # px outside the rim
+    soft = max(h, w) * rng.uniform(0.02, 0.12)
+    dark = 1 - rng.uniform(0.25, 0.55) / (1 + np.exp(d / soft))
+    paper = rng.uniform(190, 240) * dark
+    gray = paper + (rng.uniform(15, 60) * dark - paper) * ink + rng.normal(0, 4, ink.shape)
+    img = Image.fromarray(np.clip(gray, 0, 255).astype(np.uint8)).convert("RGB")
+    return encode(img, "JPEG", quality=int(rng.integers(70, 90))), "image/jpeg"
+
+
 def shifted(digit: np.ndarray, label: int, rng: np.random.Generator, style: Style) -> Upload:
     """The MNIST digit moved 3-5 px (in a random direction) inside its 28 x 28 frame."""
     dy, dx = (int(rng.integers(3, 6)) * int(rng.choice([-1, 1])) for _ in range(2))
@@ -384,6 +400,7 @@ TUNING_FAMILIES: dict[str, Family] = {
     "fine_pen": fine_pen,
     "shifted": shifted,
     "typed_sans": typed,
+    "round_shadow": round_shadow,
 }
 HELDOUT_FAMILIES: dict[str, Family] = {
     "mnist_png": mnist_png,

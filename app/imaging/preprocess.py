@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from convlens.app.core.errors import BlankImage, EmptyImage, ImageTooLarge, UnreadableImage, UnsupportedMediaType
 
@@ -33,6 +33,7 @@ MIN_CONTRAST = 0.05  # an image whose ink departs less than this from the paper 
 RULE_MAX = 0.03  # ruled lines are at most this share of the picture's height (or width)
 SHADOW_MIN_SIDE = 128  # pictures this big may be photos with a shadow across the paper
 PAPER_MAP_SIDE = 64  # resolution of the local paper estimate
+SHADOW_DEPTH = 0.05  # paper whose level varies more than this across the picture is shaded
 MAX_WORK_SIDE = 1024  # larger uploads are reduced first: a digit needs no more pixels
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601, as Pillow's "L"
 
@@ -165,31 +166,64 @@ def ink_map(gray: np.ndarray) -> tuple[np.ndarray, bool]:
 
     The paper is the median of the picture's outer frame (a digit touching or filling the
     frame rarely covers half of it); the ink is whatever departs furthest from it, darker
-    or lighter. The digit is refused as blank only when nothing departs from the paper by
-    5 % of full scale: faint pencil is still a digit.
+    or lighter. A photo with a shadow across it has no single paper level: there the paper
+    is measured locally (`_unshaded`). The digit is refused as blank only when nothing
+    departs from the paper by 5 % of full scale: faint pencil is still a digit.
     """
     ys, xs = _frame(*gray.shape)
     border = gray[ys, xs]
     paper = _median(border)
-    inverted = bool(paper - float(gray.min()) > float(gray.max()) - paper)
-    if inverted:
-        gray, border, paper = 1.0 - gray, 1.0 - border, 1.0 - paper
+    low, high = float(gray.min()), float(gray.max())
+    inverted = bool(paper - low > high - paper)
     noise = _noise(gray) if float(border.min()) != float(border.max()) else 0.0  # 0: a clean canvas
-    ink = _stretch(gray - paper, noise)
     if noise > 0 and min(gray.shape) >= SHADOW_MIN_SIDE:
-        # a photo with a shadow across it: the shadow is "ink" to a single paper level and
-        # spreads the crop box over it. Paper measured locally instead must shrink that box
-        # to under half to be believed (a digit filling the picture never does). A clean
-        # frame (a drawing, a screenshot) has no shadow reaching it: no need to look.
-        paper_map = _paper_map(gray)
-        shaded = gray - paper_map
-        if inverted:  # light falls on paper and ink alike: compare with the local paper
-            shaded /= np.maximum(1.0 - paper_map, 0.1)
-        if float(shaded.max()) >= MIN_CONTRAST:
-            local = _stretch(shaded, noise)
-            if 0 < _box_area(local) < 0.5 * _box_area(ink):
-                ink = local
-    return ink, inverted
+        # A shadow darkens part of the frame: its paper is neither ink nor the paper's
+        # level. Ink departs beyond the frame's whole range, on one side clearly more.
+        # (A clean frame, a drawing or a screenshot, has no shadow reaching it.)
+        dark, light = _percentile(border, 2) - low, high - _percentile(border, 98)
+        if max(dark, light) > 2 * min(dark, light):
+            inverted = dark > light
+        unshaded = _unshaded(gray, noise, inverted)
+        if unshaded is not None:
+            return unshaded, inverted
+    if inverted:
+        gray, paper = 1.0 - gray, 1.0 - paper
+    return _stretch(gray - paper, noise), inverted
+
+
+def _unshaded(gray: np.ndarray, noise: float, inverted: bool) -> np.ndarray | None:
+    """The ink of a photo with a shadow across the paper, or None if the paper is evenly lit.
+
+    On a 64 px copy, a grey closing (maximum, then minimum, over a square a quarter of the
+    picture wide) removes every dark stroke and keeps the paper, shadow edges where they
+    were (a median moves them wherever the digit is dense); an opening does the same for
+    light strokes. Dark ink is measured as a share of the local paper, since light falls on
+    paper and ink alike.
+    """
+    h, w = gray.shape
+    s = min(1.0, PAPER_MAP_SIDE / max(h, w))
+    small = _resize(gray, (max(1, round(w * s)), max(1, round(h * s))), Image.Resampling.BOX)
+    k = max(3, round(0.25 * min(small.shape)) | 1)
+    # one pixel wider on the way back, so a blurred shadow edge is not left as a stroke
+    if inverted:
+        paper = _slide(_slide(small, k, np.maximum), k + 2, np.minimum)
+    else:
+        paper = _slide(_slide(small, k, np.minimum), k + 2, np.maximum)
+    if float(paper.max() - paper.min()) <= SHADOW_DEPTH:
+        return None
+    paper = _resize(paper, (w, h), Image.Resampling.BILINEAR)
+    ink = (paper - gray) / np.maximum(paper, 0.1) if inverted else gray - paper
+    if float(ink.max()) < MIN_CONTRAST:
+        return None
+    return _stretch(ink, noise)
+
+
+def _slide(a: np.ndarray, k: int, op: np.ufunc) -> np.ndarray:
+    """`op` (minimum or maximum) over a k x k square around each pixel, edges replicated."""
+    r = k // 2
+    p = np.pad(a, r, mode="edge")
+    rows = op.reduce(np.lib.stride_tricks.sliding_window_view(p, k, axis=0), axis=-1)
+    return op.reduce(np.lib.stride_tricks.sliding_window_view(rows, k, axis=1), axis=-1)
 
 
 def _noise(gray: np.ndarray) -> float:
@@ -212,23 +246,6 @@ def _stretch(ink: np.ndarray, noise: float) -> np.ndarray:
     ink = np.clip((ink - floor) / max(high - floor, 1e-6), 0.0, 1.0, dtype=np.float32)
     ink = _remove_rules(_remove_rules(ink, horizontal=True), horizontal=False)
     return _drop_specks(ink) if noise > 0 else ink
-
-
-def _paper_map(gray: np.ndarray) -> np.ndarray:
-    """The paper's level everywhere: a median filter a quarter of the picture wide, on a
-    64 px copy. Strokes are thinner than half the window, so they vanish; a shadow's
-    straight edge survives a median filter where it would not survive a blur."""
-    h, w = gray.shape
-    s = min(1.0, PAPER_MAP_SIDE / max(h, w))
-    small = _resize(gray, (max(1, round(w * s)), max(1, round(h * s))), Image.Resampling.BOX)
-    k = max(3, round(0.25 * min(small.shape)) | 1)
-    paper = Image.fromarray(np.clip(small * 255, 0, 255).astype(np.uint8)).filter(ImageFilter.MedianFilter(k))
-    return _resize(np.asarray(paper, np.float32) / 255, (w, h), Image.Resampling.BILINEAR)
-
-
-def _box_area(ink: np.ndarray) -> int:
-    rows, cols = np.flatnonzero((ink > CLEAR).any(1)), np.flatnonzero((ink > CLEAR).any(0))
-    return int((rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1)) if rows.size else 0
 
 
 def _remove_rules(ink: np.ndarray, horizontal: bool) -> np.ndarray:
