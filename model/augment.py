@@ -1,9 +1,7 @@
 """Batched, seeded augmentation so the network tolerates how people write.
 
 Random rotation, scale, shift and shear as one affine warp per image (grid_sample on
-the whole batch, no per-image Python), optionally an elastic distortion (a smoothed random
-displacement field, Simard et al. 2003: other writers' wobbles, not only other angles),
-and occasional stroke thickening or thinning.
+the whole batch, no per-image Python), and occasional stroke thickening or thinning.
 Everything draws from the caller's generator, so a seed fixes every batch.
 """
 
@@ -24,9 +22,6 @@ class AugmentConfig:
     max_shear_deg: float = 5.0
     p_thicken: float = 0.1
     p_thin: float = 0.05
-    p_elastic: float = 0.0  # share of images also warped elastically
-    elastic_alpha: float = 34.0  # px: scale of the displacement field ...
-    elastic_sigma: float = 4.0  # px: ... smoothed by a Gaussian this wide
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -34,22 +29,6 @@ class AugmentConfig:
 
 def _uniform(n: int, bound: float, gen: torch.Generator) -> torch.Tensor:
     return (torch.rand(n, generator=gen) * 2 - 1) * bound
-
-
-def _elastic(b: int, h: int, w: int, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
-    """(B, H, W, 2) grid offsets: uniform noise smoothed by a separable Gaussian, scaled to
-    `elastic_alpha` px, zero for the images not drawn to be warped."""
-    field = torch.rand(b, 2, h, w, generator=gen) * 2 - 1
-    r = int(2 * cfg.elastic_sigma)
-    t = torch.arange(-r, r + 1, dtype=torch.float32)
-    g = torch.exp(-(t**2) / (2 * cfg.elastic_sigma**2))
-    g = g / g.sum()
-    field = F.conv2d(field, g.view(1, 1, 1, -1).repeat(2, 1, 1, 1), padding=(0, r), groups=2)
-    field = F.conv2d(field, g.view(1, 1, -1, 1).repeat(2, 1, 1, 1), padding=(r, 0), groups=2)
-    on = (torch.rand(b, generator=gen) < cfg.p_elastic).float().view(b, 1, 1, 1)
-    px = field * cfg.elastic_alpha * on
-    # grid units: one pixel is 2 / size; grid's last axis is (x, y)
-    return torch.stack([px[:, 0] * 2 / w, px[:, 1] * 2 / h], dim=-1)
 
 
 def augment(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
@@ -70,8 +49,6 @@ def augment(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.
     theta[:, 1, 1] = cos / scale
     theta[:, 1, 2] = ty
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    if cfg.p_elastic:
-        grid = grid + _elastic(b, h, w, cfg, gen)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
     if cfg.p_thicken or cfg.p_thin:

@@ -187,9 +187,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--no-augment", action="store_true", help="train on the images as they are")
     p.add_argument(
-        "--elastic", type=float, default=0.0, help="share of images also warped elastically (default: %(default)s)"
-    )
-    p.add_argument(
         "--upload-share",
         type=float,
         default=0.3,
@@ -331,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     torch.use_deterministic_algorithms(True)
     config = build_config(args)
-    aug = None if args.no_augment else AugmentConfig(p_elastic=args.elastic)
+    aug = None if args.no_augment else AugmentConfig()
     try:
         data = load_data(args)
     except TrainError as e:

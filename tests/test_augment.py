@@ -40,19 +40,3 @@ def test_thickening_adds_ink_and_thinning_removes_it():
     thick = augment(x, AugmentConfig(0, 0, 0, 0, p_thicken=1.0, p_thin=0), torch.Generator().manual_seed(0))
     thin = augment(x, AugmentConfig(0, 0, 0, 0, p_thicken=0, p_thin=1.0), torch.Generator().manual_seed(0))
     assert thick.sum() > x.sum() * 1.2 and thin.sum() < x.sum() * 0.9
-
-
-def test_elastic_warp_bends_strokes_locally_but_keeps_the_digit_in_place():
-    """A straight bar comes out bent (its columns differ from row to row) with about the
-    same ink and centre: a wobble, not a move; images not drawn for it stay untouched."""
-    still = AugmentConfig(0, 0, 0, 0, 0, 0, p_elastic=1.0)
-    x = batch()
-    out = augment(x, still, torch.Generator().manual_seed(4))
-    cols = torch.arange(28.0)
-    row_centres = (out[:, 0, 8:20] * cols).sum(2) / out[:, 0, 8:20].sum(2).clamp_min(1e-6)
-    assert (row_centres.max(1).values - row_centres.min(1).values).min() > 0.3  # every bar bent
-    assert ((out.sum((1, 2, 3)) / x.sum((1, 2, 3))) - 1).abs().max() < 0.5  # stretched or squeezed, not lost
-    com = (out[:, 0].sum(1) * cols).sum(1) / out[:, 0].sum((1, 2))
-    assert (com - 13.5).abs().max() < 2.5  # no further than the affine shift goes
-    never = AugmentConfig(0, 0, 0, 0, 0, 0, p_elastic=0.0)
-    assert torch.allclose(augment(x, never, torch.Generator().manual_seed(4)), x, atol=1e-5)
