@@ -58,7 +58,7 @@ TRAIN = Style(
     pen_width=((0.008, 0.02), (0.02, 0.06), (0.06, 0.12)),
     big_height=(100, 360),
     small_height=(26, 60),
-    low_res=(9, 20),
+    low_res=(7, 20),
     fonts="Sans",
 )
 
