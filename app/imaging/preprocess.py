@@ -178,14 +178,14 @@ def ink_map(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     noise = _noise(gray) if float(border.min()) != float(border.max()) else 0.0  # 0: a clean canvas
     if noise > 0 and min(gray.shape) >= SHADOW_MIN_SIDE:
         # A shadow darkens part of the frame: its paper is neither ink nor the paper's
-        # level. Ink departs beyond the frame's whole range, on one side clearly more.
+        # level. Ink departs beyond the frame's whole range, on one side clearly more;
+        # if neither side does (ink in the frame), the median's answer stands.
         # (A clean frame, a drawing or a screenshot, has no shadow reaching it.)
         dark, light = _percentile(border, 2) - low, high - _percentile(border, 98)
-        if max(dark, light) > 2 * min(dark, light):
-            inverted = dark > light
-        unshaded = _unshaded(gray, noise, inverted)
+        shaded_inverted = dark > light if max(dark, light) > max(2 * min(dark, light), MIN_CONTRAST) else inverted
+        unshaded = _unshaded(gray, noise, shaded_inverted)
         if unshaded is not None:
-            return unshaded, inverted
+            return unshaded, shaded_inverted
     if inverted:
         gray, paper = 1.0 - gray, 1.0 - paper
     return _stretch(gray - paper, noise), inverted
