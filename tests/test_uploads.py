@@ -95,7 +95,7 @@ def test_every_family_renders_a_readable_upload(mnist_test):
 def test_a_shadow_across_the_page_is_not_taken_for_ink(predictor, mnist_test):
     """Both shadow families (the held-out straight edge, the tuning split's round one), on
     twenty committed digits each: with one paper level the shadow became "ink" and the crop
-    box covered it; with the earlier median-filtered paper map 37 and 40 of 40 were right."""
+    box covered it; the earlier median-filtered paper map got 18 of the straight ones right."""
     from convlens.model.uploads import HELDOUT, round_shadow, shadow
 
     for family, style in ((shadow, HELDOUT), (round_shadow, TUNE)):
@@ -109,7 +109,7 @@ def test_a_shadow_across_the_page_is_not_taken_for_ink(predictor, mnist_test):
 
 
 def test_a_shadow_over_most_of_the_frame_does_not_turn_the_polarity(predictor, mnist_test):
-    """Dark ink on the lit quarter of a page whose frame is mostly shadow: against the frame's
+    """Dark ink on the lit third of a page whose frame is mostly shadow: against the frame's
     median (the shadow) the lit paper departed further than the ink, so the paper was taken
     for light ink. Each digit must come out as on plain paper."""
     xx = np.arange(320)[None, :]
