@@ -69,7 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 is_alone=lambda: metrics.in_flight == 1,
             )
             if settings.warmup:
-                took = model.warm_up(settings.max_batch_size)
+                # the largest pass is a whole /v1/predict/batch request, if that is bigger
+                took = model.warm_up(max(settings.max_batch_size, settings.max_images_per_request))
                 log.info("model %s (%s) warmed up in %.0f ms", model.name, model.precision, 1e3 * took)
             else:
                 model.skip_warm_up()

@@ -315,3 +315,16 @@ def test_fastapi_opentelemetry_only_when_asked_for():
     on = create_app(Settings(warmup=False, otel=True))._telemetry  # type: ignore[attr-defined]
     assert not any(off[k] for k in ("tracing", "metrics", "logs", "operation_spans"))
     assert on["tracing"] and on["metrics"] and on["logs"]
+
+
+def test_warm_up_runs_the_largest_pass_a_batch_request_can_make(monkeypatch):
+    """A /v1/predict/batch request runs whole even when it is bigger than the micro-batcher's
+    passes, so start-up must have run that shape too, or its first user pays for it."""
+    from convlens.app.core.served_model import ServedModel
+
+    shapes: list[int] = []
+    logits = ServedModel.logits
+    monkeypatch.setattr(ServedModel, "logits", lambda self, x: shapes.append(len(x)) or logits(self, x))
+    with TestClient(create_app(Settings(max_batch_size=8, max_images_per_request=40, max_queue=64))):
+        pass
+    assert 40 in shapes and 8 in shapes
