@@ -3,7 +3,7 @@
     python -m benchmarks.realworld --data-dir ../shared/data/mnist [--n 5000] [--url http://127.0.0.1:8000]
 
 Tuning split: MNIST test digits 0-4,999, seed 0, the families of `model.uploads.TUNING_FAMILIES`
-(the service's earlier set, tight crops, thin pens, typed sans-serif). Preprocessing
+(the service's earlier set, tight crops, thin pens, typed sans-serif, a round shadow). Preprocessing
 decisions may be made on it.
 Held-out split: MNIST test digits 5,000-9,999, seed 1, other families
 (`HELDOUT_FAMILIES`: digits cut by the frame, 8-16 px scans, constant-width pens from

@@ -186,6 +186,22 @@ def fine_pen(digit: np.ndarray, label: int, rng: np.random.Generator, style: Sty
     return _save_photo_or_png(img, rng)
 
 
+def round_shadow(digit: np.ndarray, label: int, rng: np.random.Generator, style: Style) -> Upload:
+    """A photo with a soft round shadow (a head, a hand seen from above) over part of the page."""
+    ink = _on_canvas(_enlarge(digit, 28 * int(rng.integers(5, 13))), rng)
+    h, w = ink.shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    cy, cx = h * rng.uniform(-0.2, 1.2), w * rng.uniform(-0.2, 1.2)
+    ry, rx = h * rng.uniform(0.3, 0.9), w * rng.uniform(0.3, 0.9)
+    d = (np.sqrt(((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2) - 1) * min(ry, rx)  # px outside the rim
+    soft = max(h, w) * rng.uniform(0.02, 0.12)
+    dark = 1 - rng.uniform(0.25, 0.55) / (1 + np.exp(d / soft))
+    paper = rng.uniform(190, 240) * dark
+    gray = paper + (rng.uniform(15, 60) * dark - paper) * ink + rng.normal(0, 4, ink.shape)
+    img = Image.fromarray(np.clip(gray, 0, 255).astype(np.uint8)).convert("RGB")
+    return encode(img, "JPEG", quality=int(rng.integers(70, 90))), "image/jpeg"
+
+
 # -- the families only the held-out split and training use --------------------------------
 
 
@@ -354,22 +370,6 @@ def shadow(digit: np.ndarray, label: int, rng: np.random.Generator, style: Style
     gray = paper + (rng.uniform(10, 50) * dark - paper) * ink + rng.normal(0, 3, ink.shape)
     img = Image.fromarray(np.clip(gray, 0, 255).astype(np.uint8)).convert("RGB")
     return encode(img, "JPEG", quality=int(rng.integers(75, 92))), "image/jpeg"
-
-
-def round_shadow(digit: np.ndarray, label: int, rng: np.random.Generator, style: Style) -> Upload:
-    """A photo with a soft round shadow (a head, a hand seen from above) over part of the page."""
-    ink = _on_canvas(_enlarge(digit, 28 * int(rng.integers(5, 13))), rng)
-    h, w = ink.shape
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    cy, cx = h * rng.uniform(-0.2, 1.2), w * rng.uniform(-0.2, 1.2)
-    ry, rx = h * rng.uniform(0.3, 0.9), w * rng.uniform(0.3, 0.9)
-    d = (np.sqrt(((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2) - 1) * min(ry, rx)  # px outside the rim
-    soft = max(h, w) * rng.uniform(0.02, 0.12)
-    dark = 1 - rng.uniform(0.25, 0.55) / (1 + np.exp(d / soft))
-    paper = rng.uniform(190, 240) * dark
-    gray = paper + (rng.uniform(15, 60) * dark - paper) * ink + rng.normal(0, 4, ink.shape)
-    img = Image.fromarray(np.clip(gray, 0, 255).astype(np.uint8)).convert("RGB")
-    return encode(img, "JPEG", quality=int(rng.integers(70, 90))), "image/jpeg"
 
 
 def shifted(digit: np.ndarray, label: int, rng: np.random.Generator, style: Style) -> Upload:

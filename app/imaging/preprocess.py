@@ -1,7 +1,8 @@
 """Turn any uploaded picture into what the network was trained on: an MNIST digit.
 
 decode -> grayscale (EXIF orientation, transparency composited) -> tell ink from paper
-(two-class split) and make ink bright on zero -> erase ruled lines -> crop to the ink ->
+(the frame's median, or the local paper under a shadow) and make ink bright on zero ->
+erase ruled lines -> crop to the ink ->
 Lanczos the longer side to 20 px, thin strokes back to full strength -> centre by centre
 of mass in 28 x 28, the procedure MNIST itself was made with. A 28 x 28 MNIST digit goes
 through essentially unchanged: its ink box is already 20 px, so nothing is resampled.
@@ -182,7 +183,8 @@ def ink_map(gray: np.ndarray) -> tuple[np.ndarray, bool]:
         # if neither side does (ink in the frame), the median's answer stands.
         # (A clean frame, a drawing or a screenshot, has no shadow reaching it.)
         dark, light = _percentile(border, 2) - low, high - _percentile(border, 98)
-        shaded_inverted = dark > light if max(dark, light) > max(2 * min(dark, light), MIN_CONTRAST) else inverted
+        decisive = max(dark, light) > max(2 * min(dark, light), MIN_CONTRAST)
+        shaded_inverted = dark > light if decisive else inverted
         unshaded = _unshaded(gray, noise, shaded_inverted)
         if unshaded is not None:
             return unshaded, shaded_inverted
