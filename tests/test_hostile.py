@@ -9,7 +9,7 @@ from PIL import Image
 
 from convlens.app.config import Settings
 from convlens.app.main import create_app
-from tests.helpers import corpus, digit, encode, mnist_fixture, png_bomb, png_bytes
+from tests.helpers import FIXTURES, corpus, digit, encode, mnist_fixture, png_bomb, png_bytes
 
 MNIST = mnist_fixture()
 
@@ -82,3 +82,21 @@ def test_queue_full_answers_503_with_retry_after(mnist_test):
             c.post("/v1/predict", files={"file": ("d.png", png_bytes(mnist_test.images[0]), "image/png")}).status_code
             == 200
         )
+
+
+HOSTILE = sorted((FIXTURES / "hostile").iterdir())
+
+
+@pytest.mark.parametrize("path", HOSTILE, ids=[p.name for p in HOSTILE])
+def test_files_the_fuzzer_found_are_refused_as_unreadable_or_read(default_client, path):
+    """Files from benchmarks/fuzz_uploads.py that once crashed Pillow's decoders (a
+    ZeroDivisionError, OverflowError or TypeError: a 500) get a 4xx or a digit."""
+    kind = "image/jpeg" if path.suffix == ".jpg" else "image/tiff"
+    r = default_client.post("/v1/predict", content=path.read_bytes(), headers={"content-type": kind})
+    if path.stem.startswith("jpeg_zero_draft"):
+        # a 30 x 43,304 strip: Pillow divided by zero when asked to decode it small
+        assert r.status_code == 200, r.text
+    else:
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["code"] == "unreadable_image"
+    assert default_client.get("/healthz").status_code == 200

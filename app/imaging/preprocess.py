@@ -15,6 +15,7 @@ Pure functions on bytes and arrays; no HTTP here.
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
@@ -38,6 +39,24 @@ SHADOW_DEPTH = 0.05  # paper whose level varies more than this across the pictur
 MAX_WORK_SIDE = 1024  # larger uploads are reduced first: a digit needs no more pixels
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601, as Pillow's "L"
 
+
+# What Pillow's decoders raise on a damaged or hostile file: besides the documented
+# OSError and ValueError, fuzzed files (benchmarks/fuzz_uploads.py) reach ZeroDivisionError,
+# OverflowError and TypeError deep inside the TIFF and JPEG plugins. Any of them means the
+# file is unreadable (400), never a server error.
+DECODER_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    ValueError,
+    SyntaxError,
+    EOFError,
+    MemoryError,
+    ArithmeticError,
+    TypeError,
+    IndexError,
+    KeyError,
+    AttributeError,
+    struct.error,
+)
 
 INLINE_BYTES = 64 * 1024  # uploads this small, of at most INLINE_PIXELS, take ~0.15 ms:
 INLINE_PIXELS = 128 * 128  # (fewer) cheap enough to do beside other work, not on a thread of their own;
@@ -70,7 +89,7 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
             img = Image.open(io.BytesIO(data))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageTooLarge(f"image refused before decoding: {e}") from e
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as e:
+    except (UnidentifiedImageError, *DECODER_ERRORS) as e:
         raise UnreadableImage("cannot decode the upload as an image (PNG, JPEG, GIF, BMP, WebP or TIFF)") from e
     if img.format not in FORMATS:
         raise UnsupportedMediaType(f"{img.format} images are not supported; send PNG, JPEG, GIF, BMP, WebP or TIFF")
@@ -88,12 +107,14 @@ def decode(img: Image.Image) -> Image.Image:
     try:
         if img.format in ("JPEG", "MPO") and max(w, h) > 2 * MAX_WORK_SIDE:
             # let libjpeg decode at 1/2, 1/4 or 1/8 scale: phone photos decode ~10x faster
-            img.draft("RGB", (w * MAX_WORK_SIDE // max(w, h), h * MAX_WORK_SIDE // max(w, h)))
+            # (a side of 0 would divide by zero in Pillow: a 4000 x 1 strip has one)
+            side = MAX_WORK_SIDE / max(w, h)
+            img.draft("RGB", (max(1, int(w * side)), max(1, int(h * side))))
         ImageOps.exif_transpose(img, in_place=True)  # decodes, then turns the pixels upright
-    except (OSError, ValueError, SyntaxError, EOFError, MemoryError, Image.DecompressionBombError) as e:
-        raise UnreadableImage(f"the image is truncated or corrupt: {e}") from e
-    if max(img.size) > MAX_WORK_SIDE:
-        img = _reduce(img)
+        if max(img.size) > MAX_WORK_SIDE:
+            img = _reduce(img)
+    except (*DECODER_ERRORS, Image.DecompressionBombError) as e:
+        raise UnreadableImage(f"the image is truncated or corrupt: {type(e).__name__}: {e}") from e
     return img
 
 
