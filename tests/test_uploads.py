@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
+from convlens.app.core.errors import BlankImage
 from convlens.app.core.served_model import ServedModel, to_tensor
 from convlens.app.imaging.preprocess import preprocess
 from convlens.model.uploads import HELDOUT_FAMILIES, TRAINING_FAMILIES, TUNE, TUNING_FAMILIES, encode, pen_stroke
@@ -56,6 +57,27 @@ def test_a_frame_filling_low_resolution_scan_is_not_refused_and_keeps_its_polari
     pre = preprocess((UPLOADS / "frame_filling_8x8_7.png").read_bytes(), MAX_PIXELS)
     assert not pre.inverted  # white ink on black, as the scan came
     assert (pre.pixels > 0.5).mean() < 0.4  # ink stays the minority: not the paper
+
+
+def test_a_scan_smaller_than_the_digit_box_is_read_not_refused(predictor, mnist_test):
+    """7-9 px scans uploaded as they are: their one-pixel strokes once passed for noise
+    along the frame. Of these 200, 2 were refused and 142 read right; now 0 and 180."""
+    rng = np.random.default_rng(0)
+    right = refused = 0
+    for x, y in zip(mnist_test.images[:200], mnist_test.labels[:200], strict=True):
+        rows, cols = np.flatnonzero(x.any(1)), np.flatnonzero(x.any(0))
+        box = Image.fromarray(x[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
+        side = int(rng.integers(7, 10))
+        h, w = box.height, box.width
+        small = box.resize((max(2, round(side * w / max(h, w))), max(2, round(side * h / max(h, w)))), Image.BOX)
+        try:
+            pixels = preprocess(encode(small, "PNG"), MAX_PIXELS).pixels
+        except BlankImage:
+            refused += 1
+            continue
+        right += int(predictor.probabilities(to_tensor(pixels))[0].argmax()) == y
+    assert refused == 0
+    assert right >= 170
 
 
 def test_a_digit_touching_the_frame_is_not_blank_and_is_inverted():

@@ -1,6 +1,7 @@
 """Turn any uploaded picture into what the network was trained on: an MNIST digit.
 
-decode -> grayscale (EXIF orientation, transparency composited) -> tell ink from paper
+decode -> grayscale (EXIF orientation, transparency composited; a scan smaller than the
+digit box enlarged) -> tell ink from paper
 (the frame's median, or the local paper under a shadow) and make ink bright on zero ->
 erase ruled lines -> crop to the ink ->
 Lanczos the longer side to 20 px, thin strokes back to full strength -> centre by centre
@@ -381,6 +382,14 @@ def preprocess_array(gray: np.ndarray) -> tuple[np.ndarray, bool]:
 
 def _to_mnist(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     """float32 luminance in [0, 1] -> (28, 28) ink map, and whether it was inverted."""
+    h, w = gray.shape
+    if max(h, w) < FIT:
+        # A scan smaller than the digit box: its strokes are a pixel wide and touch the
+        # frame, so the paper's noise (read along the frame) and the lone-speck filter
+        # would take the digit itself for noise. Enlarged smoothly first, it is read like
+        # any other picture.
+        k = -(-2 * FIT // max(h, w))
+        gray = np.clip(_resize(gray, (w * k, h * k), Image.Resampling.BILINEAR), 0.0, 1.0)
     ink, inverted = ink_map(gray)
     return centre(fit(ink)), inverted
 
