@@ -108,7 +108,7 @@ def decode(img: Image.Image) -> Image.Image:
     try:
         if img.format in ("JPEG", "MPO") and max(w, h) > 2 * MAX_WORK_SIDE:
             # let libjpeg decode at 1/2, 1/4 or 1/8 scale: phone photos decode ~10x faster
-            # (a side of 0 would divide by zero in Pillow: a 4000 x 1 strip has one)
+            # (a side of 0 divides by zero inside Pillow: a 30 x 43,304 strip gets one)
             side = MAX_WORK_SIDE / max(w, h)
             img.draft("RGB", (max(1, int(w * side)), max(1, int(h * side))))
         ImageOps.exif_transpose(img, in_place=True)  # decodes, then turns the pixels upright
