@@ -1,6 +1,6 @@
 """Mutation fuzzing of the upload decoder: every damaged file must be refused, not crash.
 
-    python -m benchmarks.fuzz_uploads [--seconds 120] [--seed 1] [--save-dir DIR]
+    python -m benchmarks.fuzz_uploads [--seconds 120 | --mutants N] [--seed 1] [--save-dir DIR]
 
 Encodes a small digit in every format and pixel mode the service accepts, then for
 `--seconds` flips, deletes and inserts random bytes and runs each mutant through the
@@ -73,6 +73,7 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seconds", type=float, default=120.0)
+    p.add_argument("--mutants", type=int, default=0, help="stop after this many instead (same ones for a seed)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--max-pixels", type=int, default=50_000_000, help="the service's default limit")
     p.add_argument("--save-dir", type=Path, default=Path("fuzz-failures"))
@@ -85,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     failures: Counter[tuple[str, str]] = Counter()
     slowest = (0.0, "")  # a small file that takes long to decode would be a cheap attack
     end = time.monotonic() + args.seconds
-    while time.monotonic() < end:
+    done = 0
+    while (done < args.mutants) if args.mutants else (time.monotonic() < end):
+        done += 1
         name = rng.choice(names)
         data = mutate(files[name], rng)
         start = time.perf_counter()
@@ -102,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             failures[key] += 1
         slowest = max(slowest, (time.perf_counter() - start, name))
     total = sum(outcomes.values()) + sum(failures.values())
-    print(f"{total:,} mutants of {len(files)} seed files in {args.seconds:.0f} s")
+    print(f"{total:,} mutants of {len(files)} seed files in {time.monotonic() - end + args.seconds:.0f} s")
     print(f"  slowest mutant: {1000 * slowest[0]:.1f} ms (of {slowest[1]})")
     for code, n in outcomes.most_common():
         print(f"  {code:24s} {n:9,}")

@@ -100,3 +100,12 @@ def test_files_the_fuzzer_found_are_refused_as_unreadable_or_read(default_client
         assert r.status_code == 400, r.text
         assert r.json()["error"]["code"] == "unreadable_image"
     assert default_client.get("/healthz").status_code == 200
+
+
+def test_the_upload_fuzzer_runs_and_its_first_mutants_break_nothing(tmp_path, capsys):
+    from benchmarks.fuzz_uploads import main
+
+    assert main(["--mutants", "2000", "--seed", "7", "--save-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("2,000 mutants") and "unreadable_image" in out and "decoded" in out
+    assert not list(tmp_path.iterdir())
