@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     outcomes: Counter[str] = Counter()
     failures: Counter[tuple[str, str]] = Counter()
     slowest = (0.0, "")  # a small file that takes long to decode would be a cheap attack
-    end = time.monotonic() + args.seconds
+    started = time.monotonic()
+    end = started + args.seconds
     done = 0
     while (done < args.mutants) if args.mutants else (time.monotonic() < end):
         done += 1
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             failures[key] += 1
         slowest = max(slowest, (time.perf_counter() - start, name))
     total = sum(outcomes.values()) + sum(failures.values())
-    print(f"{total:,} mutants of {len(files)} seed files in {time.monotonic() - end + args.seconds:.0f} s")
+    print(f"{total:,} mutants of {len(files)} seed files in {time.monotonic() - started:.0f} s")
     print(f"  slowest mutant: {1000 * slowest[0]:.1f} ms (of {slowest[1]})")
     for code, n in outcomes.most_common():
         print(f"  {code:24s} {n:9,}")
