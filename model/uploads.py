@@ -389,6 +389,57 @@ def mnist_png(digit: np.ndarray, label: int, rng: np.random.Generator, style: St
     return encode(Image.fromarray(digit), "PNG"), "image/png"
 
 
+# -- pages with something around the paper: found by a probe, fixed in preprocessing --------
+
+
+def _page(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """RGB float page: dark ink on light paper, the digit off-centre with paper all round."""
+    ink = _on_canvas(_ink_box(_enlarge(digit, int(rng.uniform(120, 260)))), rng)
+    margin = 2 + int(0.03 * max(ink.shape))
+    return np.asarray(_paint(np.pad(ink, margin), _white_paper(rng), _dark_pen(rng)), np.float64)
+
+
+def desk(digit: np.ndarray, label: int, rng: np.random.Generator, style: Style) -> Upload:
+    """A photo of the page with the desk (or a scanner lid's edge) along one or two sides."""
+    page = _page(digit, rng)
+    colour = np.array([rng.uniform(20, 140), rng.uniform(15, 110), rng.uniform(10, 80)])
+    for axis in rng.permutation(2)[: int(rng.integers(1, 3))]:
+        depth = 1 + int(rng.uniform(0.02, 0.15) * page.shape[axis])
+        band = np.broadcast_to(colour, (depth, page.shape[1], 3) if axis == 0 else (page.shape[0], depth, 3))
+        page = np.concatenate([band, page] if rng.random() < 0.5 else [page, band], axis=axis)
+    return encode(Image.fromarray(page.astype(np.uint8)), "JPEG", quality=int(rng.integers(75, 95))), "image/jpeg"
+
+
+def framed(digit: np.ndarray, label: int, rng: np.random.Generator, style: Style) -> Upload:
+    """A screenshot with a window's dark frame all round."""
+    frame = int(rng.integers(2, 9))
+    page = np.pad(_page(digit, rng), ((frame, frame), (frame, frame), (0, 0)), constant_values=rng.uniform(0, 70))
+    return encode(Image.fromarray(page.astype(np.uint8)), "PNG"), "image/png"
+
+
+def pasted_mnist(digit: np.ndarray, label: int, rng: np.random.Generator, style: Style) -> Upload:
+    """An MNIST digit as it is (white on black), enlarged and pasted on a light page: a
+    screenshot of a dataset viewer."""
+    k = int(rng.integers(3, 10))
+    resample = Image.Resampling.NEAREST if rng.random() < 0.5 else Image.Resampling.BILINEAR
+    tile = Image.fromarray(digit).resize((28 * k, 28 * k), resample)
+    w, h = int(28 * k * rng.uniform(1.3, 3)), int(28 * k * rng.uniform(1.3, 3))
+    page = Image.new("L", (w, h), int(rng.uniform(225, 256)))
+    page.paste(tile, (int(rng.integers(0, w - 28 * k + 1)), int(rng.integers(0, h - 28 * k + 1))))
+    return encode(page, "PNG"), "image/png"
+
+
+def lit_render(digit: np.ndarray, label: int, rng: np.random.Generator, style: Style) -> Upload:
+    """Paper lit from one side, rendered without noise (a scan's or a drawing app's
+    gradient, not a photo's grain)."""
+    ink = _on_canvas(_ink_box(_enlarge(digit, int(rng.uniform(130, 260)))), rng)
+    h, w = ink.shape
+    ramp = np.linspace(rng.uniform(120, 200), rng.uniform(230, 255), w if rng.random() < 0.5 else h)
+    ramp = ramp[::-1] if rng.random() < 0.5 else ramp
+    paper = np.broadcast_to(ramp[None, :] if len(ramp) == w else ramp[:, None], (h, w))[..., None]
+    return _save_photo_or_png(_paint(ink, paper, _dark_pen(rng)), rng)
+
+
 TUNING_FAMILIES: dict[str, Family] = {
     "mnist_png": mnist_png,
     "paper_jpeg": paper_jpeg,
@@ -411,6 +462,14 @@ HELDOUT_FAMILIES: dict[str, Family] = {
     "typed_serif": typed,
     "ruled_paper": ruled_paper,
     "shadow": shadow,
+}
+# the probe's families: what the service misread until preprocessing looked for mats and
+# for shading on noiseless pictures; training does not see them (preprocessing removes both)
+PAGE_FAMILIES: dict[str, Family] = {
+    "desk": desk,
+    "framed": framed,
+    "pasted_mnist": pasted_mnist,
+    "lit_render": lit_render,
 }
 # training sees every kind of upload, drawn with its own parameter ranges
 TRAINING_FAMILIES: dict[str, Family] = {

@@ -189,3 +189,65 @@ def test_median_and_percentile_are_numpys(a, q):
 
     assert _median(a) == pytest.approx(float(np.median(a)), abs=1e-6)
     assert _percentile(a, q) == pytest.approx(float(np.percentile(a, q)), abs=1e-6)
+
+
+def _page(x: np.ndarray) -> np.ndarray:
+    """The MNIST digit as dark ink, 5x, on a white page with room around it (uint8)."""
+    big = np.asarray(Image.fromarray(255 - x).resize((140, 140), Image.Resampling.BICUBIC))
+    return np.pad(big, ((30, 50), (60, 20)), constant_values=255)
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+
+@pytest.mark.parametrize("sides", ["left", "top+right", "all four"])
+def test_a_desk_or_frame_along_the_edges_is_not_read_as_ink(mnist_test, sides):
+    x = mnist_test.images[7]
+    page = _page(x)
+    framed = page.copy()
+    if sides in ("left", "all four"):
+        framed[:, :18] = 60
+    if sides in ("top+right", "all four"):
+        framed[:12] = 60
+        framed[:, -9:] = 60
+    if sides == "all four":
+        framed[-12:] = 60
+    expected = run(png_bytes(page))
+    got = run(encode(Image.fromarray(framed).convert("RGB"), "JPEG", quality=90))
+    assert correlation(got, expected) > 0.95
+
+
+def test_an_mnist_digit_pasted_on_a_light_page_is_read_white_on_black(mnist_test):
+    x = mnist_test.images[11]
+    page = np.full((300, 260), 245, np.uint8)
+    page[40:208, 30:198] = np.asarray(Image.fromarray(x).resize((168, 168), Image.Resampling.NEAREST))
+    pre = preprocess(png_bytes(page), MAX_PIXELS)
+    assert not pre.inverted  # the digit's own page is black: its ink is the white
+    assert correlation(pre.pixels, preprocess_array(x)[0]) > 0.9
+
+
+def test_a_bar_along_a_tight_crop_stays_part_of_the_digit():
+    seven = np.full((60, 40), 255, np.uint8)
+    seven[:8] = 0  # the bar fills the top rows from edge to edge
+    for y in range(8, 60):  # the stem runs down from its right end, with no paper line between
+        x = int(38 - (y - 8) * 0.45)
+        seven[y, max(x - 4, 0) : x + 1] = 0
+    out = run(png_bytes(seven))
+    rows, cols = np.flatnonzero(out.any(1)), np.flatnonzero(out.any(0))
+    top = out[rows[0] : rows[0] + 3, cols[0] : cols[-1] + 1]
+    assert top.mean(1).max() > 0.8  # the bar is still the top of the digit, edge to edge
+
+
+def test_a_solid_bar_is_a_digit_not_a_mat():
+    one = np.full((80, 60), 255, np.uint8)
+    one[10:70, 25:35] = 0
+    out = run(png_bytes(one))
+    assert (out > 0.5).sum() >= 20 * 2  # a 1, at 20 px high
+
+
+def test_paper_lit_from_one_side_without_noise_is_not_read_as_ink(mnist_test):
+    page = _page(mnist_test.images[7])
+    ramp = np.linspace(0.55, 1.0, page.shape[1])[None, :]
+    lit = (page * ramp).astype(np.uint8)  # a rendered gradient: no noise at all
+    assert correlation(run(png_bytes(lit)), run(png_bytes(page))) > 0.95

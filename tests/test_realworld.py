@@ -1,5 +1,5 @@
 """Uploads as users make them (benchmarks/realworld.py), on the committed test subset:
-both splits, every family, with the shipped weights.
+every split, every family, with the shipped weights.
 
 The full figures (5,000 digits a split, plus real optdigits handwriting) come from
 `python -m benchmarks.realworld`; this keeps a smaller sample honest in CI.
@@ -8,8 +8,8 @@ The full figures (5,000 digits a split, plus real optdigits handwriting) come fr
 import numpy as np
 import pytest
 
-from benchmarks.realworld import Case, heldout_split, local_classifier, score, tuning_split
-from convlens.model.uploads import HELDOUT_FAMILIES, TUNING_FAMILIES
+from benchmarks.realworld import Case, heldout_split, local_classifier, pages_split, score, tuning_split
+from convlens.model.uploads import HELDOUT_FAMILIES, PAGE_FAMILIES, TUNING_FAMILIES
 
 N = 100  # digits a family
 
@@ -19,8 +19,12 @@ def classify():
     return local_classifier()
 
 
-@pytest.mark.parametrize(("split", "families"), [(tuning_split, TUNING_FAMILIES), (heldout_split, HELDOUT_FAMILIES)])
-def test_every_family_of_both_splits_is_recognised(classify, mnist_test, split, families):
+@pytest.mark.parametrize(
+    ("split", "families"),
+    [(tuning_split, TUNING_FAMILIES), (heldout_split, HELDOUT_FAMILIES), (pages_split, PAGE_FAMILIES)],
+    ids=["tuning", "heldout", "pages"],
+)
+def test_every_family_of_every_split_is_recognised(classify, mnist_test, split, families):
     result = score(split(mnist_test.images[:N], mnist_test.labels[:N]), classify)
     assert set(result) == {*families, "all"}
     accuracy = {k: v["accuracy"] for k, v in result.items()}

@@ -1,7 +1,8 @@
 """Turn any uploaded picture into what the network was trained on: an MNIST digit.
 
 decode -> grayscale (EXIF orientation, transparency composited; a scan smaller than the
-digit box enlarged) -> tell ink from paper
+digit box enlarged) -> crop away a mat around the page (a desk's edge, a screenshot's frame,
+the light page a dark picture is pasted on) -> tell ink from paper
 (the frame's median, or the local paper under a shadow) and make ink bright on zero ->
 erase ruled lines -> crop to the ink ->
 Lanczos the longer side to 20 px, thin strokes back to full strength -> centre by centre
@@ -15,6 +16,7 @@ Pure functions on bytes and arrays; no HTTP here.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import struct
 import warnings
@@ -37,6 +39,12 @@ RULE_MAX = 0.03  # ruled lines are at most this share of the picture's height (o
 SHADOW_MIN_SIDE = 128  # pictures this big may be photos with a shadow across the paper
 PAPER_MAP_SIDE = 64  # resolution of the local paper estimate
 SHADOW_DEPTH = 0.05  # paper whose level varies more than this across the picture is shaded
+MAT_MIN_SIDE = 32  # smaller pictures (an MNIST digit) are a digit, not a page with a mat
+MAT_INK = 0.25  # a mat departs from the paper by at least this share of the strongest ink
+MAT_SOLID = 0.95  # a line this much ink is solid: the edge of a desk, a frame, a pasted picture
+MAT_GAP = 0.02  # ... and one with at most this much is paper
+MAT_MAX = 1 / 3  # bands are at most this share of the picture deep
+MAT_FILLED = 0.995  # a block this full has no digit inside it (a sans-serif 1 is a solid bar)
 MAX_WORK_SIDE = 1024  # larger uploads are reduced first: a digit needs no more pixels
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601, as Pillow's "L"
 
@@ -199,7 +207,7 @@ def ink_map(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     low, high = float(gray.min()), float(gray.max())
     inverted = bool(paper - low > high - paper)
     noise = _noise(gray) if float(border.min()) != float(border.max()) else 0.0  # 0: a clean canvas
-    if noise > 0 and min(gray.shape) >= SHADOW_MIN_SIDE:
+    if min(gray.shape) >= SHADOW_MIN_SIDE and (noise > 0 or _unevenly_lit(gray)):
         # A shadow darkens part of the frame: its paper is neither ink nor the paper's
         # level. Ink departs beyond the frame's whole range, on one side clearly more;
         # if neither side does (ink in the frame), the median's answer stands.
@@ -213,6 +221,13 @@ def ink_map(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     if inverted:
         gray, paper = 1.0 - gray, 1.0 - paper
     return _stretch(gray - paper, noise), inverted
+
+
+def _unevenly_lit(gray: np.ndarray) -> bool:
+    """A noiseless picture (rendered, not photographed) can still be shaded: its four
+    edges' paper levels differ. A digit touching the edge does not move their medians."""
+    sides = [_median(gray[0]), _median(gray[-1]), _median(gray[:, 0]), _median(gray[:, -1])]
+    return max(sides) - min(sides) > SHADOW_DEPTH
 
 
 def _unshaded(gray: np.ndarray, noise: float, inverted: bool) -> np.ndarray | None:
@@ -390,8 +405,83 @@ def _to_mnist(gray: np.ndarray) -> tuple[np.ndarray, bool]:
         # any other picture.
         k = -(-2 * FIT // max(h, w))
         gray = np.clip(_resize(gray, (w * k, h * k), Image.Resampling.BILINEAR), 0.0, 1.0)
+    box = _mat_box(_departure(gray)) if min(h, w) >= MAT_MIN_SIDE else None
+    if box is not None:
+        # read inside the mat: the page's paper, not the mat, is what the ink departs from
+        with contextlib.suppress(BlankImage):
+            ink, inverted = ink_map(gray[box])
+            return centre(fit(ink)), inverted
     ink, inverted = ink_map(gray)
     return centre(fit(ink)), inverted
+
+
+def _departure(gray: np.ndarray) -> np.ndarray:
+    """Where the picture departs clearly from the frame's median, towards the ink's side:
+    a first, plain look for mats (no noise or shading model: a desk is not a shadow)."""
+    ys, xs = _frame(*gray.shape)
+    paper = _median(gray[ys, xs])
+    low, high = float(gray.min()), float(gray.max())
+    away = paper - gray if paper - low > high - paper else gray - paper
+    return away > MAT_INK * max(float(away.max()), MIN_CONTRAST)
+
+
+def _solid_run(frac: np.ndarray) -> int:
+    """How many leading lines are solid."""
+    thin = frac < MAT_SOLID
+    return int(thin.argmax()) if thin.any() else len(frac)
+
+
+def _paper_line(frac: np.ndarray) -> int | None:
+    """Where the page starts after a mat's edge (within a blurred edge's width, and as far
+    again while the lines stay paper, past the edge's faint tail), or None: no paper."""
+    blur = max(2, round(0.01 * len(frac)))
+    clear = frac[: 2 * blur + 1] <= MAT_GAP
+    first = int(clear.argmax())
+    if not clear[first] or first > blur:
+        return None
+    more = clear[first : first + blur + 1]
+    return first + (int(more.argmin()) if not more.all() else len(more))
+
+
+def _mat_box(solid: np.ndarray) -> tuple[slice, slice] | None:
+    """Where the page is, if the picture has a mat around or inside it; else None.
+
+    A mat is ink-like but not ink: the desk beside a photographed page, a scanner lid's
+    edge, a screenshot's frame (solid bands along a side, a line of paper between them
+    and the digit), or a dark picture pasted on a light page, such as an MNIST digit in a
+    screenshot (a solid rim all round the ink). Read against the page's paper, either
+    became the digit. A stroke never qualifies: a bar along a tight crop runs into the
+    rest of the digit with no paper between, and no digit is rimmed on all four sides.
+    """
+    h, w = solid.shape
+    rows, cols = solid.mean(1), solid.mean(0)
+    bands = [_solid_run(rows), _solid_run(rows[::-1]), _solid_run(cols), _solid_run(cols[::-1])]
+    if max(bands[:2]) > MAT_MAX * h or max(bands[2:]) > MAT_MAX * w:
+        return None  # solid across a third of the picture: a blob or a tight crop of one
+    top, bottom, left, right = bands
+    if any(bands):
+        # paper is looked for between the other sides' bands (a corner of a desk)
+        inner = solid[top : h - bottom, left : w - right]
+        i_rows, i_cols = inner.mean(1), inner.mean(0)
+        cuts = []
+        for band, frac in zip(bands, (i_rows, i_rows[::-1], i_cols, i_cols[::-1]), strict=True):
+            gap = _paper_line(frac) if band else None
+            cuts.append(band + gap if gap is not None else 0)  # no paper after it: keep it
+        top, bottom, left, right = cuts
+    page = solid[top : h - bottom, left : w - right]
+    ys, xs = np.flatnonzero(page.any(1)), np.flatnonzero(page.any(0))
+    if ys.size:
+        y0, y1, x0, x1 = int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1
+        box = page[y0:y1, x0:x1]
+        rim = min(box[0].mean(), box[-1].mean(), box[:, 0].mean(), box[:, -1].mean())
+        if rim >= MAT_SOLID and box.mean() < MAT_FILLED:
+            # inside the rim by a blurred edge's width, so the edge is not read as ink
+            by, bx = max(2, round(0.01 * h)), max(2, round(0.01 * w))
+            top, bottom = top + y0 + by, bottom + page.shape[0] - y1 + by
+            left, right = left + x0 + bx, right + page.shape[1] - x1 + bx
+    if not (top or bottom or left or right):
+        return None
+    return slice(top, h - bottom), slice(left, w - right)
 
 
 def preprocess_image(img: Image.Image) -> Preprocessed:
