@@ -251,3 +251,10 @@ def test_paper_lit_from_one_side_without_noise_is_not_read_as_ink(mnist_test):
     ramp = np.linspace(0.55, 1.0, page.shape[1])[None, :]
     lit = (page * ramp).astype(np.uint8)  # a rendered gradient: no noise at all
     assert correlation(run(png_bytes(lit)), run(png_bytes(page))) > 0.95
+
+
+def test_a_small_rimmed_square_is_not_taken_for_a_page():
+    dot = np.full((64, 64), 255, np.uint8)
+    dot[30:33, 30:33] = 0
+    dot[31, 31] = 255  # a hole: rimmed on all four sides, but nothing fits inside
+    assert run(png_bytes(dot)).max() > 0.5

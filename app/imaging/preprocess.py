@@ -479,8 +479,8 @@ def _mat_box(solid: np.ndarray) -> tuple[slice, slice] | None:
             by, bx = max(2, round(0.01 * h)), max(2, round(0.01 * w))
             top, bottom = top + y0 + by, bottom + page.shape[0] - y1 + by
             left, right = left + x0 + bx, right + page.shape[1] - x1 + bx
-    if not (top or bottom or left or right):
-        return None
+    if not (top or bottom or left or right) or min(h - bottom - top, w - right - left) < FIT:
+        return None  # no mat, or too little inside it to be the page
     return slice(top, h - bottom), slice(left, w - right)
 
 
