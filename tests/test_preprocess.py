@@ -258,3 +258,29 @@ def test_a_small_rimmed_square_is_not_taken_for_a_page():
     dot[30:33, 30:33] = 0
     dot[31, 31] = 255  # a hole: rimmed on all four sides, but nothing fits inside
     assert run(png_bytes(dot)).max() > 0.5
+
+
+@st.composite
+def blocky_pictures(draw: st.DrawFn) -> np.ndarray:
+    """Canvases of solid bands, blocks and rings: the shapes the mat search looks at."""
+    h, w = draw(st.integers(32, 160)), draw(st.integers(32, 160))
+    a = np.full((h, w), draw(st.integers(0, 255)), np.uint8)
+    for _ in range(draw(st.integers(1, 6))):
+        y0, x0 = draw(st.integers(0, h - 1)), draw(st.integers(0, w - 1))
+        y1, x1 = draw(st.integers(y0 + 1, h)), draw(st.integers(x0 + 1, w))
+        a[y0:y1, x0:x1] = draw(st.integers(0, 255))
+        if draw(st.booleans()):  # hollow it: a ring, or a block with a hole
+            t = draw(st.integers(1, 4))
+            a[y0 + t : y1 - t, x0 + t : x1 - t] = draw(st.integers(0, 255))
+    return a
+
+
+@settings(max_examples=300, deadline=None)
+@given(blocky_pictures())
+def test_bands_blocks_and_rings_give_a_28x28_or_a_documented_error(a):
+    try:
+        out, _ = preprocess_array(a)
+    except DomainError as e:
+        assert 400 <= status_of(e) < 500
+        return
+    assert out.shape == (28, 28) and np.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
