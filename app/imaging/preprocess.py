@@ -192,6 +192,13 @@ def _percentile(a: np.ndarray, q: float) -> float:
     return float(part[lo]) + (float(part[hi]) - float(part[lo])) * (i - lo)
 
 
+def _levels(gray: np.ndarray) -> tuple[np.ndarray, float, float, float]:
+    """The frame's pixels, the paper (their median), the darkest and the lightest level."""
+    ys, xs = _frame(*gray.shape)
+    border = gray[ys, xs]
+    return border, _median(border), float(gray.min()), float(gray.max())
+
+
 def ink_map(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     """Bright ink on exact zero, stretched so solid ink is 1, and whether it was inverted.
 
@@ -201,10 +208,7 @@ def ink_map(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     is measured locally (`_unshaded`). The digit is refused as blank only when nothing
     departs from the paper by 5 % of full scale: faint pencil is still a digit.
     """
-    ys, xs = _frame(*gray.shape)
-    border = gray[ys, xs]
-    paper = _median(border)
-    low, high = float(gray.min()), float(gray.max())
+    border, paper, low, high = _levels(gray)
     inverted = bool(paper - low > high - paper)
     noise = _noise(gray) if float(border.min()) != float(border.max()) else 0.0  # 0: a clean canvas
     if min(gray.shape) >= SHADOW_MIN_SIDE and (noise > 0 or _unevenly_lit(gray)):
@@ -418,9 +422,7 @@ def _to_mnist(gray: np.ndarray) -> tuple[np.ndarray, bool]:
 def _departure(gray: np.ndarray) -> np.ndarray:
     """Where the picture departs clearly from the frame's median, towards the ink's side:
     a first, plain look for mats (no noise or shading model: a desk is not a shadow)."""
-    ys, xs = _frame(*gray.shape)
-    paper = _median(gray[ys, xs])
-    low, high = float(gray.min()), float(gray.max())
+    _, paper, low, high = _levels(gray)
     away = paper - gray if paper - low > high - paper else gray - paper
     return away > MAT_INK * max(float(away.max()), MIN_CONTRAST)
 
