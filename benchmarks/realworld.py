@@ -1,4 +1,4 @@
-"""Accuracy on digits as people upload them, on a tuning split and a held-out split.
+"""Accuracy on digits as people upload them: a tuning split, a held-out split and a pages split.
 
     python -m benchmarks.realworld --data-dir ../shared/data/mnist [--n 5000] [--url http://127.0.0.1:8000]
 
