@@ -464,7 +464,8 @@ HELDOUT_FAMILIES: dict[str, Family] = {
     "shadow": shadow,
 }
 # the probe's families: what the service misread until preprocessing looked for mats and
-# for shading on noiseless pictures; training does not see them (preprocessing removes both)
+# for shading on noiseless pictures; training does not see them (preprocessing crops the
+# mat away and evens the light, so the network is shown a plain page either way)
 PAGE_FAMILIES: dict[str, Family] = {
     "desk": desk,
     "framed": framed,
