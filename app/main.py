@@ -33,6 +33,7 @@ from convlens.app.core.pipeline import Service
 from convlens.app.core.registry import ModelRegistry
 from convlens.app.core.scheduler import BatchStats
 from convlens.app.imaging.preprocess import preprocess
+from convlens.app.serving.allocator import keep_freed_memory
 from convlens.app.serving.limits import BodyLimitMiddleware, TimeoutMiddleware
 from convlens.app.serving.metrics import MetricsMiddleware, ServiceMetrics
 
@@ -57,6 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         torch.set_num_threads(settings.torch_threads)
+        if settings.keep_freed_memory:
+            keep_freed_memory()  # before loading: weights and warm-up allocate under the new rules
         # CheckpointError propagates: start-up stops with its one-line message
         models = ModelRegistry.load(settings)
         for model in models:

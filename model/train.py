@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from convlens.model.augment import AugmentConfig, augment
@@ -61,9 +62,11 @@ def train_one_epoch(
     quiet: bool = False,
     uploads: tuple[torch.Tensor, torch.Tensor] | None = None,
     upload_share: float = 0.0,
+    ema: AveragedModel | None = None,
 ) -> dict[str, float]:
     """One pass over `images` (uint8, (N, 1, 28, 28)) in a seeded random order; with
-    `uploads`, that share of every batch is replaced by random rendered uploads."""
+    `uploads`, that share of every batch is replaced by random rendered uploads; `ema`
+    follows the weights after every step."""
     model.train()
     order = torch.randperm(len(images), generator=gen)
     seen, loss_sum, correct, start = 0, 0.0, 0, time.perf_counter()
@@ -86,6 +89,8 @@ def train_one_epoch(
         loss.backward()
         optimizer.step()
         scheduler.step()
+        if ema is not None:
+            ema.update_parameters(model)
         seen += len(idx)
         loss_sum += loss.item() * len(idx)
         correct += int((logits.argmax(1) == y).sum())
@@ -181,6 +186,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--val-size", type=int, default=5000, help="validation images carved from train (default: %(default)s)"
     )
+    p.add_argument(
+        "--ema",
+        type=float,
+        default=0.0,
+        help="keep an exponential moving average of the weights with this decay per step and "
+        "validate and save it instead (e.g. 0.999; default: %(default)s, off)",
+    )
     p.add_argument("--seed", type=int, default=0, help="default: %(default)s")
     p.add_argument(
         "--threads", type=int, default=os.cpu_count() or 1, help="torch threads (default: all cores, %(default)s)"
@@ -211,6 +223,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
+    if not 0.0 <= args.ema <= 1.0:
+        p.error(f"--ema must be between 0 and 1, got {args.ema}")
     if args.smoke:
         args.arch, args.epochs, args.no_verify, args.quiet = "article", min(args.epochs, 2), True, True
         args.val_size = min(args.val_size, 200)
@@ -272,6 +286,9 @@ def fit(
     steps = args.epochs * -(-len(x_train) // args.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=steps, pct_start=0.2)
     gen = torch.Generator().manual_seed(args.seed + 1)
+    # the average, batch-norm statistics included, is what gets validated and saved
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.ema), use_buffers=True) if args.ema else None
+    judged = ema.module if ema is not None else model
     val_x, val_y = data.images[data.val_idx], data.labels[data.val_idx]
     history: list[dict[str, Any]] = []
     best: tuple[float, float, int] | None = None  # (mean accuracy, -mean loss, epoch)
@@ -291,9 +308,10 @@ def fit(
             quiet=args.quiet,
             uploads=uploads,
             upload_share=args.upload_share,
+            ema=ema,
         )
-        val = evaluate(model, val_x, val_y)
-        val_up = evaluate(model, *val_uploads) if len(val_uploads[0]) else val
+        val = evaluate(judged, val_x, val_y)
+        val_up = evaluate(judged, *val_uploads) if len(val_uploads[0]) else val
         history.append(
             {
                 "epoch": epoch,
@@ -315,7 +333,7 @@ def fit(
         # the best epoch is the one best on both: MNIST digits and rendered uploads
         key = ((val.accuracy + val_up.accuracy) / 2, -(val.loss + val_up.loss) / 2, epoch)
         if best is None or key[:2] > best[:2]:
-            best, best_state = key, copy.deepcopy(model.state_dict())
+            best, best_state = key, copy.deepcopy(judged.state_dict())
     assert best is not None
     model.load_state_dict(best_state)
     return Fit(history, best[2], time.perf_counter() - started)
@@ -427,6 +445,7 @@ def build_card(args: argparse.Namespace, argv: list[str] | None, trained: Traine
             "batch_size": args.batch_size,
             "optimizer": {"name": "AdamW", "lr": args.lr, "weight_decay": args.weight_decay},
             "schedule": "one-cycle (cosine), 20% warm-up",
+            "ema_decay": args.ema or None,
             "augmentation": aug.to_dict() if aug else None,
             "uploads": upload_info,
             "limit_train": args.limit_train or None,

@@ -59,6 +59,20 @@ def test_other_seed_gives_other_weights(run_a, tmp_path):
     assert json.loads((tmp_path / "model_card.json").read_text())["weights"]["sha256"] != card_a["weights"]["sha256"]
 
 
+def test_with_ema_the_moving_average_is_what_is_validated_and_saved(run_a, tmp_path):
+    """Decay 1 never moves the average off the initial weights: if the average is what is
+    saved, that run is at chance; a real decay learns like the plain run."""
+    _, plain = run_a
+    assert plain["training"]["ema_decay"] is None
+    frozen = train(tmp_path / "frozen", "--ema", "1.0")
+    assert frozen["metrics"]["test_accuracy"] < 0.3 < 0.6 < plain["metrics"]["test_accuracy"]
+    assert max(h["val_accuracy"] for h in frozen["training"]["history"]) < 0.3
+    ema = train(tmp_path / "ema", "--ema", "0.9")
+    assert ema["training"]["ema_decay"] == 0.9
+    assert ema["metrics"]["test_accuracy"] > 0.6
+    assert ema["weights"]["sha256"] != plain["weights"]["sha256"]
+
+
 def test_card_describes_the_weights(run_a):
     out, card = run_a
     assert card["weights"]["sha256"] == sha256_file(out / "model.safetensors")
