@@ -42,8 +42,8 @@ class Settings(BaseSettings):
     expensive_reject_delay_ms: float = Field(250.0, ge=0, le=10_000)  # pause before that 503
 
     warmup: bool = True
-    # glibc keeps up to 64 MiB freed per heap instead of returning it after every batch
-    # (app/serving/allocator.py): page faults made big forward passes 1.5x slower
+    # glibc keeps up to 64 MiB freed per heap for reuse instead of giving it back to the
+    # kernel after every batch (app/serving/allocator.py)
     keep_freed_memory: bool = True
     gc_freeze: bool = True  # exempt start-up objects from garbage collection (see main.py)
     gc_threshold: int = Field(10_000, ge=0)  # allocations between young collections; 0: Python's 700
