@@ -20,8 +20,8 @@ log = logging.getLogger("convlens")
 
 M_TRIM_THRESHOLD = -1  # mallopt parameters, from glibc's <malloc.h>
 M_MMAP_THRESHOLD = -3
-# allocations above this (a decoded photo) still get their own mapping, given back on free;
-# 32 MiB is the largest value glibc accepts on 64-bit
+# allocations above this (a decoded photo's pixels) still get their own mapping, which
+# goes back to the kernel as soon as it is freed
 MMAP_THRESHOLD = 32 * 1024 * 1024
 TRIM_THRESHOLD = 64 * 1024 * 1024  # free memory kept at the top of each heap
 
