@@ -1,3 +1,5 @@
+import itertools
+
 import pytest
 import torch
 
@@ -61,3 +63,34 @@ def test_config_round_trips_and_rejects_impossible_values():
         NetConfig(channels=(8, 8, 8, 8, 8))  # 28 px cannot survive five unpadded stages
     with pytest.raises(ValueError):
         NetConfig.from_dict({"channels": [4], "surprise": 1})
+
+
+@pytest.mark.parametrize("preset", ["shipped", "article", "mlp"])
+def test_the_serving_copy_computes_the_trained_function(preset):
+    """Batch norm folded, pooling moved before the ReLU, ReLUs in place: none may change
+    the logits, and the caller's input must come back untouched."""
+    from convlens.model.net import PRESETS, fused_for_inference
+
+    torch.manual_seed(0)
+    net = ConvNet(PRESETS[preset])
+    with torch.no_grad():  # batch-norm statistics a trained network could have
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    net.eval()
+    fast = fused_for_inference(net)
+    x = torch.randn(5, 1, 28, 28)
+    kept = x.clone()
+    with torch.inference_mode():
+        want = net(x)
+        got = fast(x.contiguous(memory_format=torch.channels_last))
+    assert torch.allclose(got, want, atol=1e-4), (got - want).abs().max()
+    assert torch.equal(x, kept)
+    order = fast.layer_names
+    assert sorted(order) == sorted(net.layer_names)
+    assert not any(a.startswith("relu") and b.startswith("pool") for a, b in itertools.pairwise(order))
+    if preset != "mlp":
+        assert order.index("pool1") < order.index("relu1" if preset == "article" else "relu2")

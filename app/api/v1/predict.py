@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from convlens.app.api.deps import ModelDep, ServiceDep
 from convlens.app.api.openapi import BATCH_BODY, IMAGE_BODY, MODEL_PARAMETER, UPLOAD_ERRORS, errors
@@ -21,14 +21,17 @@ router = APIRouter(prefix="/v1", tags=["predict"])
     responses={**UPLOAD_ERRORS, **errors(404)},
     openapi_extra={**IMAGE_BODY, **MODEL_PARAMETER},
 )
-async def predict(request: Request) -> Prediction:
+async def predict(request: Request) -> Response:
     """Predict the digit in one image (a photo, a drawing, or an MNIST digit)."""
     # the hottest route reads its service and `?model=` itself: FastAPI's dependency
     # solving was 12 % of the event loop's busy time under load (py-spy, 64 connections)
     service: Service = request.state.service
     served = service.models.get(request.query_params.get("model"))
     upload = await read_upload(request)
-    return to_prediction(await score_upload(upload.data, service, served), served)
+    prediction = to_prediction(await score_upload(upload.data, service, served), served)
+    # the model was validated as it was built; FastAPI would validate it again and then
+    # serialise it through dicts (8.2 us against 2.6 us for pydantic's own JSON)
+    return Response(prediction.model_dump_json(), media_type="application/json")
 
 
 @router.post(
