@@ -4,8 +4,8 @@ glibc hands memory back to the kernel as soon as more than its trim threshold li
 the top of a heap, and serves allocations above its mmap threshold with fresh mappings.
 Both start at 128 KiB and move with what the process has freed so far. A forward pass of
 24-64 images allocates and frees 1-6 MB of activations, so in a fresh process every pass
-paid for page faults: one thread ran the shipped network at 110-190 us an image at batch
-24-64, and at 104-108 us with both thresholds fixed. Either alone does not do it: fixing
+paid for page faults: one thread ran the shipped network at up to 190 us an image at
+batch 24-64, and at 104-108 us with both thresholds fixed. Either alone does not do it: fixing
 one keeps the other at 128 KiB. A served worker's warm-up already raises them partly;
 there the faults went from 4.0 to 0.1 per request at 64 connections.
 """
