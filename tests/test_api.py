@@ -36,6 +36,18 @@ def test_predict_multipart_and_raw_body(client, mnist_test):
         assert ja["timing"]["total_ms"] >= ja["timing"]["inference_ms"] >= 0
 
 
+def test_predict_answers_exactly_its_documented_model(client, mnist_test):
+    """/v1/predict writes its JSON itself, past FastAPI's response validation: the body must
+    still be a `Prediction`, field for field, served as JSON."""
+    from convlens.app.api.v1.schemas import Prediction
+
+    r = client.post("/v1/predict", files=files(png_bytes(mnist_test.images[0])))
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    assert Prediction.model_validate_json(r.content).model_dump(mode="json") == r.json()
+    ref = client.app.openapi()["paths"]["/v1/predict"]["post"]["responses"]["200"]
+    assert ref["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Prediction"}
+
+
 def test_http_predictions_equal_offline_model(client, mnist_test):
     """Through the API, the 1,000 committed test digits score what the model scores offline."""
     from convlens.model.checkpoint import load_checkpoint

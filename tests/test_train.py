@@ -73,6 +73,15 @@ def test_with_ema_the_moving_average_is_what_is_validated_and_saved(run_a, tmp_p
     assert ema["weights"]["sha256"] != plain["weights"]["sha256"]
 
 
+@pytest.mark.parametrize("decay", ["-0.1", "1.5"])
+def test_a_decay_outside_0_1_is_refused_before_anything_runs(tmp_path, capsys, decay):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--smoke", "--data-dir", FIXTURES, "--out-dir", str(tmp_path), "--ema", decay])
+    assert exit_.value.code == 2
+    assert f"--ema must be between 0 and 1, got {float(decay)}" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
 def test_card_describes_the_weights(run_a):
     out, card = run_a
     assert card["weights"]["sha256"] == sha256_file(out / "model.safetensors")
