@@ -16,20 +16,26 @@ from convlens.app.serving.allocator import glibc
 
 PASSES = """
 import json, resource, sys, torch
-from convlens.app.serving.allocator import keep_freed_memory
+from convlens.app.serving.allocator import M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, glibc, keep_freed_memory
 from convlens.model.net import PRESETS, ConvNet, fused_for_inference
 torch.set_num_threads(1)
-tuned = keep_freed_memory() if sys.argv[1] == "tuned" else None
+if sys.argv[1] == "tuned":
+    applied = keep_freed_memory()
+else:  # glibc's starting thresholds, held there: left to itself glibc raises them or not,
+    # depending on what the process freed before (1 fresh process in 5 here never faulted)
+    libc = glibc()
+    applied = bool(libc.mallopt(M_MMAP_THRESHOLD, 128 * 1024) and libc.mallopt(M_TRIM_THRESHOLD, 128 * 1024))
 net = fused_for_inference(ConvNet(PRESETS["shipped"]).eval())
 x = torch.randn(64, 1, 28, 28).contiguous(memory_format=torch.channels_last)
 with torch.inference_mode():
     for _ in range(3):
         net(x)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(10):
+    faults = []
+    for _ in range(15):
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         net(x)
-    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 10
-print(json.dumps({"tuned": tuned, "faults_per_pass": faults}))
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(json.dumps({"applied": applied, "faults_per_pass": sorted(faults)[len(faults) // 2]}))
 """
 
 
@@ -41,8 +47,9 @@ def _faults_per_pass(mode: str) -> dict:
 @pytest.mark.skipif(glibc() is None, reason="needs glibc (the service runs on Debian)")
 def test_a_batch_of_64_reuses_freed_memory_instead_of_faulting_in_pages():
     plain, tuned = _faults_per_pass("plain"), _faults_per_pass("tuned")
-    assert tuned["tuned"] is True
-    # measured here: ~3,100 faults a pass with glibc's defaults (12 MB of fresh pages), 0 tuned
+    assert plain["applied"] and tuned["applied"]
+    # the median pass (a one-off fault burst elsewhere in the process must not decide);
+    # measured here: ~6,700 faults held at 128 KiB (26 MB of fresh pages), 0 tuned
     assert plain["faults_per_pass"] > 500
     assert tuned["faults_per_pass"] < 50
 
