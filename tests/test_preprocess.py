@@ -283,3 +283,47 @@ def blocky_pictures(draw: st.DrawFn) -> np.ndarray:
 @given(blocky_pictures())
 def test_bands_blocks_and_rings_give_a_28x28_or_a_documented_error(a):
     assert_28x28_or_4xx(a)
+
+
+def _scan(mnist_test, side: int = 10) -> np.ndarray:
+    """A low-resolution scan: an MNIST digit's ink box at `side` px, filling the frame."""
+    x = mnist_test.images[3]
+    rows, cols = np.flatnonzero(x.any(1)), np.flatnonzero(x.any(0))
+    box = Image.fromarray(x[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
+    return np.asarray(box.resize((side, side), Image.Resampling.BOX))
+
+
+@pytest.mark.parametrize("k", [2, 3, 5, 12])
+def test_a_scan_zoomed_without_smoothing_is_read_on_its_own_grid(mnist_test, k):
+    scan = _scan(mnist_test)
+    zoomed = Image.fromarray(255 - scan).resize((10 * k, 10 * k), Image.Resampling.NEAREST)
+    np.testing.assert_allclose(run(encode(zoomed, "PNG")), run(png_bytes(255 - scan)), atol=1e-5)
+
+
+@pytest.mark.parametrize("size", [(25, 25), (34, 47), (47, 21)])
+def test_a_zoom_by_a_fraction_is_read_like_the_scan(mnist_test, size):
+    scan = _scan(mnist_test)
+    zoomed = Image.fromarray(scan).resize(size, Image.Resampling.NEAREST)
+    np.testing.assert_allclose(run(encode(zoomed, "PNG")), run(png_bytes(scan)), atol=1e-5)
+
+
+def test_a_picture_with_rows_of_its_own_is_not_reduced(mnist_test):
+    from convlens.app.imaging.preprocess import native_grid
+
+    x = mnist_test.images[0].astype(np.float32) / 255
+    assert native_grid(x) is x
+    doubled = np.repeat(np.repeat(x, 2, 0), 2, 1)
+    doubled[30] = doubled[31] * 0.5  # one row of its own, across the digit
+    assert native_grid(doubled) is doubled
+    page = np.ones((100, 90), np.float32)
+    page[7:91, 10:94] = np.repeat(np.repeat(x, 3, 0), 3, 1)[:, :80]  # a zoomed tile pasted off the grid
+    assert native_grid(page) is page
+
+
+@pytest.mark.parametrize("resample", [Image.Resampling.BILINEAR, Image.Resampling.BICUBIC])
+def test_a_big_frame_filling_scan_is_not_taken_for_shaded_paper(mnist_test, resample):
+    """A smooth enlargement past 128 px of a digit covering half of an edge: that edge's
+    median is ink, which once read as shading and the strokes were subtracted as shadow."""
+    scan = 255 - _scan(mnist_test, 8)
+    small, big = (run(encode(Image.fromarray(scan).resize((s, s), resample), "PNG")) for s in (64, 160))
+    assert correlation(small, big) > 0.95

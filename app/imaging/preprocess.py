@@ -1,8 +1,9 @@
 """Turn any uploaded picture into what the network was trained on: an MNIST digit.
 
-decode -> grayscale (EXIF orientation, transparency composited; a scan smaller than the
-digit box enlarged) -> crop away a mat around the page (a desk's edge, a screenshot's frame,
-the light page a dark picture is pasted on) -> tell ink from paper
+decode -> grayscale (EXIF orientation, transparency composited; a picture zoomed without
+smoothing taken back to its own grid; a scan smaller than the digit box enlarged) -> crop
+away a mat around the page (a desk's edge, a screenshot's frame, the light page a dark
+picture is pasted on) -> tell ink from paper
 (the frame's median, or the local paper under a shadow) and make ink bright on zero ->
 erase ruled lines -> crop to the ink ->
 Lanczos the longer side to 20 px, thin strokes back to full strength -> centre by centre
@@ -211,7 +212,7 @@ def ink_map(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     border, paper, low, high = _levels(gray)
     inverted = bool(paper - low > high - paper)
     noise = _noise(gray) if float(border.min()) != float(border.max()) else 0.0  # 0: a clean canvas
-    if min(gray.shape) >= SHADOW_MIN_SIDE and (noise > 0 or _unevenly_lit(gray)):
+    if min(gray.shape) >= SHADOW_MIN_SIDE and (noise > 0 or _unevenly_lit(gray, inverted)):
         # A shadow darkens part of the frame: its paper is neither ink nor the paper's
         # level. Ink departs beyond the frame's whole range, on one side clearly more;
         # if neither side does (ink in the frame), the median's answer stands.
@@ -227,12 +228,13 @@ def ink_map(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     return _stretch(gray - paper, noise), inverted
 
 
-def _unevenly_lit(gray: np.ndarray) -> bool:
-    """A noiseless picture (rendered, not photographed) can still be shaded: its four
-    edges' paper levels differ. A digit touching an edge moves that edge's median only
-    if it covers half of it (11 of the tuning split's 2,000 tight crops; their accuracy
-    did not change)."""
-    sides = [_median(gray[0]), _median(gray[-1]), _median(gray[:, 0]), _median(gray[:, -1])]
+def _unevenly_lit(gray: np.ndarray, inverted: bool) -> bool:
+    """A noiseless picture (rendered, not photographed) can still be shaded: the paper
+    along its four edges is at different levels. Each edge's paper is read at its
+    paper-side 10 %, not its median: a digit that fills the frame covers half of an edge
+    or more (a low-resolution scan enlarged), and its strokes are not a shadow."""
+    q = 90.0 if inverted else 10.0
+    sides = [_percentile(gray[0], q), _percentile(gray[-1], q), _percentile(gray[:, 0], q), _percentile(gray[:, -1], q)]
     return max(sides) - min(sides) > SHADOW_DEPTH
 
 
@@ -274,9 +276,15 @@ def _slide(a: np.ndarray, k: int, op: np.ufunc) -> np.ndarray:
 def _noise(gray: np.ndarray) -> float:
     """Sigma of the pixel noise, from differences of neighbours along the picture's edges:
     unlike the spread of the edge pixels, it is not raised by a digit that touches or
-    fills the frame, nor by shading."""
-    steps = np.concatenate([np.diff(gray[0]), np.diff(gray[-1]), np.diff(gray[:, 0]), np.diff(gray[:, -1])])
-    return 1.4826 * _median(np.abs(steps)) / np.sqrt(2) if steps.size else 0.0
+    fills the frame, nor by shading. Whether there is noise at all is judged from second
+    differences, which a smooth ramp does not have: a digit enlarged smoothly from a
+    low-resolution scan has ramps all along its edges, and is no photo. (How much is
+    measured from first differences: a JPEG's smoothed noise has small second ones.)"""
+    edges = [e for e in (gray[0], gray[-1], gray[:, 0], gray[:, -1]) if e.size > 2]
+    if not edges or _median(np.abs(np.concatenate([np.diff(e, 2) for e in edges]))) == 0:
+        return 0.0
+    steps = np.concatenate([np.diff(e) for e in edges])
+    return 1.4826 * _median(np.abs(steps)) / np.sqrt(2)
 
 
 def _stretch(ink: np.ndarray, noise: float) -> np.ndarray:
@@ -401,8 +409,48 @@ def preprocess_array(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     return _to_mnist(a)
 
 
+def native_grid(gray: np.ndarray) -> np.ndarray:
+    """A picture enlarged without smoothing (a low-resolution scan or pixel art zoomed in
+    an editor) reduced back to the grid it was drawn on.
+
+    Every row and every column of such a picture repeats at least once: blocks of the
+    zoom factor, or of its floor and ceiling when the factor is not whole. Their staircase
+    edges are the grid's, not the digit's, and read as a different digit from the same
+    scan enlarged smoothly; back on its own grid, the scan is read the same way at every
+    zoom. Only a reduction that loses nothing is made: the smaller grid, zoomed again,
+    must give back every pixel. A picture with a row or column of its own anywhere (any
+    anti-aliased edge, any noise), or blocks off the grid (a zoomed picture pasted on a
+    page), is left alone.
+    """
+    h, w = gray.shape
+    if min(h, w) < 2:
+        return gray
+    rows, cols = _grid_side(gray), _grid_side(gray.T)
+    if rows is None or cols is None:
+        return gray
+    small = _resize(gray, (cols, rows), Image.Resampling.NEAREST)
+    return small if np.array_equal(_resize(small, (w, h), Image.Resampling.NEAREST), gray) else gray
+
+
+def _grid_side(a: np.ndarray) -> int | None:
+    """The fewest rows that `a` was zoomed from without smoothing, or None."""
+    h = a.shape[0]
+    new = (a[1:] != a[:-1]).any(1)  # row i + 1 differs from row i
+    if new[0] or new[-1] or (new[1:] & new[:-1]).any():
+        return None  # a run of one row: the usual answer, found without measuring every run
+    k = int(np.diff(np.flatnonzero(new) + 1, prepend=0, append=h).min())
+    # a zoom of h / n makes runs of its floor and ceiling, so between h / (k + 1) and h / k
+    # rows; the coarsest whose zoom starts a new row wherever `a` does is the grid
+    for n in range(max(1, -(-h // (k + 1))), h // k + 1):
+        source = _resize(np.arange(n, dtype=np.float32)[:, None], (1, h), Image.Resampling.NEAREST)[:, 0]
+        if not (new & (source[1:] == source[:-1])).any():
+            return n
+    return None
+
+
 def _to_mnist(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     """float32 luminance in [0, 1] -> (28, 28) ink map, and whether it was inverted."""
+    gray = native_grid(gray)
     h, w = gray.shape
     if max(h, w) < FIT:
         # A scan smaller than the digit box: its strokes are a pixel wide and touch the
