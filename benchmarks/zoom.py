@@ -6,24 +6,27 @@ however it was enlarged?
 Frame-filling scans (8 px, 17 grey levels, the digit touching the frame), enlarged to
 each of --sizes px by nearest neighbour (an editor's zoom, no smoothing), bilinear and
 bicubic, half of them dark ink on white: accuracy per size and resampler, and the share
-of scans given the same digit in every cell. The scans are the tuning split's MNIST test
-digits (0-4,999) reduced as `model.uploads.low_res` does, in a square frame; --optdigits adds UCI
-optdigits' 1,797 real 8 x 8 scans, which are the held-out split's `optdigits_real`
-family at other sizes (the two faults this probe shows were found on them).
+of scans given the same digit in every cell. The scans are the first --n MNIST test
+digits (the tuning split's), each ink box reduced to 8 px on its longer side and centred
+in an 8 x 8 frame. --optdigits adds UCI optdigits' 1,797 real 8 x 8 scans: the held-out
+split's `optdigits_real` family at other sizes (the two faults this probe shows were
+found on them; docs/preprocessing.md).
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from convlens.benchmarks.realworld import Case, local_classifier
+from convlens.benchmarks.realworld import Answer, Case, local_classifier
 from convlens.model.uploads import encode
 
 ROOT = Path(__file__).resolve().parent.parent
+Classifier = Callable[[list[Case]], list[Answer]]
 RESAMPLERS = {
     "nearest": Image.Resampling.NEAREST,
     "bilinear": Image.Resampling.BILINEAR,
@@ -53,7 +56,7 @@ def optdigit_scans() -> tuple[np.ndarray, np.ndarray]:
     return digits.images / 16, digits.target
 
 
-def probe(scans: np.ndarray, labels: np.ndarray, sizes: list[int], classify) -> None:
+def probe(scans: np.ndarray, labels: np.ndarray, sizes: list[int], classify: Classifier) -> None:
     dark = np.random.default_rng(0).random(len(scans)) < 0.5
     answers = {}
     for side in sizes:

@@ -285,9 +285,9 @@ def test_bands_blocks_and_rings_give_a_28x28_or_a_documented_error(a):
     assert_28x28_or_4xx(a)
 
 
-def _scan(mnist_test, side: int = 10) -> np.ndarray:
-    """A low-resolution scan: an MNIST digit's ink box at `side` px, filling the frame."""
-    x = mnist_test.images[3]
+def _scan(mnist_test, side: int = 10, i: int = 3) -> np.ndarray:
+    """A low-resolution scan: MNIST digit i's ink box squeezed into side x side px."""
+    x = mnist_test.images[i]
     rows, cols = np.flatnonzero(x.any(1)), np.flatnonzero(x.any(0))
     box = Image.fromarray(x[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
     return np.asarray(box.resize((side, side), Image.Resampling.BOX))
@@ -322,8 +322,15 @@ def test_a_picture_with_rows_of_its_own_is_not_reduced(mnist_test):
 
 @pytest.mark.parametrize("resample", [Image.Resampling.BILINEAR, Image.Resampling.BICUBIC])
 def test_a_big_frame_filling_scan_is_not_taken_for_shaded_paper(mnist_test, resample):
-    """A smooth enlargement past 128 px of a digit covering half of an edge: that edge's
-    median is ink, which once read as shading and the strokes were subtracted as shadow."""
-    scan = 255 - _scan(mnist_test, 8)
-    small, big = (run(encode(Image.fromarray(scan).resize((s, s), resample), "PNG")) for s in (64, 160))
-    assert correlation(small, big) > 0.95
+    """8 px scans filling their frame, enlarged smoothly to 64 and to 160 px: from 128 px
+    the shading model may run. A digit covering half an edge made that edge's median ink
+    (uneven light), and the ramps along the edges read as noise; either way the strokes
+    were taken for shadow and subtracted. Of these 20, the two sizes agreed on 4 (bilinear)
+    and 5 (bicubic); with either fix alone at most 11; now 13 and 16. Most of the rest
+    cover a whole edge, which still reads as uneven light (docs/preprocessing.md)."""
+    agree = 0
+    for i in range(20):
+        scan = 255 - _scan(mnist_test, 8, i)
+        small, big = (run(encode(Image.fromarray(scan).resize((s, s), resample), "PNG")) for s in (64, 160))
+        agree += correlation(small, big) > 0.95
+    assert agree >= 12
