@@ -425,7 +425,8 @@ def native_grid(gray: np.ndarray) -> np.ndarray:
     h, w = gray.shape
     if min(h, w) < 2:
         return gray
-    rows, cols = _grid_side(gray), _grid_side(gray.T)
+    rows = _grid_side(gray)
+    cols = _grid_side(gray.T) if rows is not None else None
     if rows is None or cols is None:
         return gray
     small = _resize(gray, (cols, rows), Image.Resampling.NEAREST)
