@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from convlens.benchmarks.realworld import Answer, Case, local_classifier
-from convlens.model.uploads import encode
+from convlens.model.uploads import encode, ink_box
 
 ROOT = Path(__file__).resolve().parent.parent
 Classifier = Callable[[list[Case]], list[Answer]]
@@ -39,8 +40,7 @@ def mnist_scans(images: np.ndarray, side: int = 8) -> np.ndarray:
     side frame (so it touches two edges), at 17 grey levels."""
     out = []
     for x in images:
-        rows, cols = np.flatnonzero(x.any(1)), np.flatnonzero(x.any(0))
-        box = Image.fromarray(x[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
+        box = Image.fromarray(ink_box(x, 0))
         s = side / max(box.size)
         box = box.resize((max(1, round(box.width * s)), max(1, round(box.height * s))), Image.Resampling.BOX)
         frame = Image.new("L", (side, side))
@@ -56,7 +56,16 @@ def optdigit_scans() -> tuple[np.ndarray, np.ndarray]:
     return digits.images / 16, digits.target
 
 
-def probe(scans: np.ndarray, labels: np.ndarray, sizes: list[int], classify: Classifier) -> None:
+@dataclass(frozen=True)
+class Probe:
+    every: float  # accuracy over all cells
+    worst: float  # accuracy of the worst cell
+    same: float  # share of scans read as the same digit in every cell
+    refused: int
+
+
+def probe(scans: np.ndarray, labels: np.ndarray, sizes: list[int], classify: Classifier) -> Probe:
+    """Print accuracy per size and resampler, and return the summary."""
     dark = np.random.default_rng(0).random(len(scans)) < 0.5
     answers = {}
     for side in sizes:
@@ -71,12 +80,15 @@ def probe(scans: np.ndarray, labels: np.ndarray, sizes: list[int], classify: Cla
     for side in sizes:
         print(f"{side:5d} " + "".join(f"{100 * (answers[side, n] == labels).mean():9.2f}%" for n in RESAMPLERS))
     table = np.stack(list(answers.values()))
-    every = (table == labels).mean()
-    refused = int((table < 0).sum())
-    same = (table == table[0]).all(0).mean()
-    worst = min((answers[k] == labels).mean() for k in answers)
-    print(f"  all cells {100 * every:.2f}%, worst cell {100 * worst:.2f}%, refused {refused}")
-    print(f"  scans read as the same digit in all {len(answers)} cells: {100 * same:.2f}%")
+    result = Probe(
+        every=float((table == labels).mean()),
+        worst=float(min((a == labels).mean() for a in answers.values())),
+        same=float((table == table[0]).all(0).mean()),
+        refused=int((table < 0).sum()),
+    )
+    print(f"  all cells {100 * result.every:.2f}%, worst cell {100 * result.worst:.2f}%, refused {result.refused}")
+    print(f"  scans read as the same digit in all {len(answers)} cells: {100 * result.same:.2f}%")
+    return result
 
 
 def main() -> None:

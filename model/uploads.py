@@ -79,7 +79,8 @@ def _enlarge(digit: np.ndarray, side: int, resample: Image.Resampling = Image.Re
     return np.asarray(img, np.float32) / 255
 
 
-def _ink_box(ink: np.ndarray, level: float = 0.1) -> np.ndarray:
+def ink_box(ink: np.ndarray, level: float = 0.1) -> np.ndarray:
+    """The smallest box holding every pixel above `level` (any numeric array)."""
     rows, cols = np.flatnonzero((ink > level).any(1)), np.flatnonzero((ink > level).any(0))
     return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
@@ -174,7 +175,7 @@ def phone_photo(digit: np.ndarray, label: int, rng: np.random.Generator, style: 
 
 def tight_crop(digit: np.ndarray, label: int, rng: np.random.Generator, style: Style) -> Upload:
     """Cropped to the ink: the digit touches all four edges."""
-    ink = _ink_box(_enlarge(digit, 28 * int(rng.integers(3, 9))))
+    ink = ink_box(_enlarge(digit, 28 * int(rng.integers(3, 9))))
     return _save_photo_or_png(_paint(ink, _white_paper(rng), _dark_pen(rng)), rng)
 
 
@@ -219,7 +220,7 @@ def pen_stroke(digit: np.ndarray, height: int, width: float, supersample: int = 
     drawing app or a felt-tip makes, unlike MNIST's blurred strokes."""
     pts = _skeleton(digit)
     if not len(pts):
-        return _ink_box(_enlarge(digit, height))
+        return ink_box(_enlarge(digit, height))
     cells = [(round(y * 4), round(x * 4)) for y, x in pts]  # the skeleton's 112-px grid
     on = set(cells)
     lo, hi = pts.min(0), pts.max(0)
@@ -262,7 +263,7 @@ def small_offcentre(digit: np.ndarray, label: int, rng: np.random.Generator, sty
     if rng.random() < 0.5:
         ink = pen_stroke(digit, height, max(1.0, _pen_width(rng, style) * height * 2))
     else:
-        ink = _ink_box(_enlarge(digit, round(height * 28 / 20)))
+        ink = ink_box(_enlarge(digit, round(height * 28 / 20)))
     canvas = int(rng.integers(300, 800)), int(rng.integers(300, 800))
     h, w = ink.shape
     top, left = (int(rng.uniform(0.02, 0.2) * side) for side in canvas)
@@ -276,7 +277,7 @@ def small_offcentre(digit: np.ndarray, label: int, rng: np.random.Generator, sty
 
 def frame_cut(digit: np.ndarray, label: int, rng: np.random.Generator, style: Style) -> Upload:
     """The frame touches the digit or cuts a little of it off, as a tight crop or a scan does."""
-    ink = _ink_box(_enlarge(digit, 28 * int(rng.integers(3, 7))))
+    ink = ink_box(_enlarge(digit, 28 * int(rng.integers(3, 7))))
     h, w = ink.shape
     cut = [int(rng.uniform(0, 0.08) * h) if rng.random() < 0.4 else 0 for _ in range(4)]
     ink = ink[cut[0] : h - cut[1], cut[2] : w - cut[3]]
@@ -286,7 +287,7 @@ def frame_cut(digit: np.ndarray, label: int, rng: np.random.Generator, style: St
 def low_res(digit: np.ndarray, label: int, rng: np.random.Generator, style: Style) -> Upload:
     """A low-resolution digit filling its frame (an 8-16 px scan), enlarged for upload."""
     side = int(_uniform(rng, style.low_res))
-    box = _ink_box(digit.astype(np.float32) / 255)
+    box = ink_box(digit.astype(np.float32) / 255)
     h, w = box.shape
     small = Image.fromarray((box * 255).astype(np.uint8)).resize(
         (max(2, round(side * w / max(h, w))), max(2, round(side * h / max(h, w)))), Image.Resampling.BOX
@@ -394,7 +395,7 @@ def mnist_png(digit: np.ndarray, label: int, rng: np.random.Generator, style: St
 
 def _page(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """RGB float page: dark ink on light paper, the digit off-centre with paper all round."""
-    ink = _on_canvas(_ink_box(_enlarge(digit, int(rng.uniform(120, 260)))), rng)
+    ink = _on_canvas(ink_box(_enlarge(digit, int(rng.uniform(120, 260)))), rng)
     margin = 2 + int(0.03 * max(ink.shape))
     return np.asarray(_paint(np.pad(ink, margin), _white_paper(rng), _dark_pen(rng)), np.float64)
 
@@ -432,7 +433,7 @@ def pasted_mnist(digit: np.ndarray, label: int, rng: np.random.Generator, style:
 def lit_render(digit: np.ndarray, label: int, rng: np.random.Generator, style: Style) -> Upload:
     """Paper lit from one side, rendered without noise (a scan's or a drawing app's
     gradient, not a photo's grain)."""
-    ink = _on_canvas(_ink_box(_enlarge(digit, int(rng.uniform(130, 260)))), rng)
+    ink = _on_canvas(ink_box(_enlarge(digit, int(rng.uniform(130, 260)))), rng)
     h, w = ink.shape
     ramp = np.linspace(rng.uniform(120, 200), rng.uniform(230, 255), w if rng.random() < 0.5 else h)
     ramp = ramp[::-1] if rng.random() < 0.5 else ramp

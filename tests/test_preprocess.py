@@ -15,6 +15,7 @@ from convlens.app.core.errors import (
     UnsupportedMediaType,
 )
 from convlens.app.imaging.preprocess import preprocess, preprocess_array
+from convlens.model.uploads import ink_box
 from tests.helpers import encode, png_bytes, png_with_header
 
 MAX_PIXELS = 50_000_000
@@ -287,9 +288,7 @@ def test_bands_blocks_and_rings_give_a_28x28_or_a_documented_error(a):
 
 def _scan(mnist_test, side: int = 10, i: int = 3) -> np.ndarray:
     """A low-resolution scan: MNIST digit i's ink box squeezed into side x side px."""
-    x = mnist_test.images[i]
-    rows, cols = np.flatnonzero(x.any(1)), np.flatnonzero(x.any(0))
-    box = Image.fromarray(x[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
+    box = Image.fromarray(ink_box(mnist_test.images[i], 0))
     return np.asarray(box.resize((side, side), Image.Resampling.BOX))
 
 

@@ -11,7 +11,15 @@ from scipy import ndimage
 from convlens.app.core.errors import BlankImage
 from convlens.app.core.served_model import ServedModel, to_tensor
 from convlens.app.imaging.preprocess import preprocess
-from convlens.model.uploads import HELDOUT_FAMILIES, TRAINING_FAMILIES, TUNE, TUNING_FAMILIES, encode, pen_stroke
+from convlens.model.uploads import (
+    HELDOUT_FAMILIES,
+    TRAINING_FAMILIES,
+    TUNE,
+    TUNING_FAMILIES,
+    encode,
+    ink_box,
+    pen_stroke,
+)
 
 UPLOADS = Path(__file__).parent / "fixtures" / "uploads"
 MAX_PIXELS = 50_000_000
@@ -65,8 +73,7 @@ def test_a_scan_smaller_than_the_digit_box_is_read_not_refused(predictor, mnist_
     rng = np.random.default_rng(0)
     right = refused = 0
     for x, y in zip(mnist_test.images[:200], mnist_test.labels[:200], strict=True):
-        rows, cols = np.flatnonzero(x.any(1)), np.flatnonzero(x.any(0))
-        box = Image.fromarray(x[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
+        box = Image.fromarray(ink_box(x, 0))
         side = int(rng.integers(7, 10))
         h, w = box.height, box.width
         small = box.resize((max(2, round(side * w / max(h, w))), max(2, round(side * h / max(h, w)))), Image.BOX)

@@ -16,12 +16,9 @@ def test_scans_fill_their_frame_at_17_grey_levels(mnist_test):
         assert (rows[0] and rows[-1]) or (cols[0] and cols[-1])  # the longer side touches both edges
 
 
-def test_probe_reads_every_zoom_alike(mnist_test, capsys):
+def test_probe_reads_every_zoom_alike(mnist_test):
     labels = mnist_test.labels[:40]
-    probe(mnist_scans(mnist_test.images[:40]), labels, [8, 24, 160], local_classifier())
-    out = capsys.readouterr().out
-    same = float(out.split("cells: ")[1].split("%")[0])
-    assert "refused 0" in out
-    assert same >= 95  # 97.5 % on these 40; 87.5 % before the zoom change
-    worst = float(out.split("worst cell ")[1].split("%")[0])
-    assert worst >= 95
+    result = probe(mnist_scans(mnist_test.images[:40]), labels, [8, 24, 160], local_classifier())
+    assert result.refused == 0
+    assert result.same >= 0.95  # 97.5 % on these 40; 87.5 % before the zoom change
+    assert result.worst >= 0.95

@@ -232,7 +232,8 @@ def _unevenly_lit(gray: np.ndarray, inverted: bool) -> bool:
     """A noiseless picture (rendered, not photographed) can still be shaded: the paper
     along its four edges is at different levels. Each edge's paper is read at its
     paper-side 10 %, not its median: a digit that fills the frame covers half of an edge
-    or more (a low-resolution scan enlarged), and its strokes are not a shadow."""
+    or more (a low-resolution scan enlarged), and its strokes are not a shadow. A digit
+    covering a whole edge still reads as shaded (docs/preprocessing.md says why that stays)."""
     q = 90.0 if inverted else 10.0
     sides = [_percentile(gray[0], q), _percentile(gray[-1], q), _percentile(gray[:, 0], q), _percentile(gray[:, -1], q)]
     return max(sides) - min(sides) > SHADOW_DEPTH
