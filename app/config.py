@@ -20,11 +20,17 @@ class Settings(BaseSettings):
     weights_dir: Path = REPO_ROOT / "weights"
     models: list[str] = ["shipped", "article", "mlp"]
     default_model: str = "shipped"
+    # every prediction says whether the upload is one digit at all (app/core/verdict.py);
+    # the verdict network's folder is weights_dir / "verdict"
+    verdict: bool = True
 
     # limits on what one request may ask of the server
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     max_pixels: int = Field(50_000_000, ge=28 * 28)
     max_images_per_request: int = Field(64, ge=1)
+    # a v2 `image` tensor (28 x 28 ink maps, no decoding): sent through the batcher in
+    # chunks of max_batch_size; at most max_queue
+    max_infer_images: int = Field(512, ge=1)
     request_timeout_s: float = Field(30.0, gt=0)  # whole request, upload included: 504 after
 
     # inference scheduling (see README: chosen from measurements on 2 cores)
@@ -59,6 +65,9 @@ class Settings(BaseSettings):
     # one listening socket per worker (SO_REUSEPORT, Linux) so the kernel spreads the
     # connections; false: uvicorn's workers sharing one socket
     reuseport: bool = True
+    # prometheus_client's own switch, which it reads itself: where the worker processes
+    # share their metrics. serve.py makes one when several workers run without it
+    metrics_dir: Path | None = Field(None, validation_alias=AliasChoices("PROMETHEUS_MULTIPROC_DIR"))
     access_log: bool = False
     log_level: str = Field("info", validation_alias=AliasChoices("CONVLENS_LOG_LEVEL", "LOG_LEVEL"))
     cors_origins: list[str] = []
@@ -72,6 +81,10 @@ class Settings(BaseSettings):
     def _consistent(self) -> Settings:
         if self.max_queue < self.max_batch_size:
             raise ValueError("max_queue must be at least max_batch_size")
+        if self.max_infer_images > self.max_queue:
+            raise ValueError("max_infer_images must be at most max_queue")
+        if "verdict" in self.models:
+            raise ValueError("'verdict' is the verdict network's folder, not a model that reads digits")
         if not self.models or len(set(self.models)) != len(self.models):
             raise ValueError("models must name at least one model, each once")
         if self.default_model not in self.models:
@@ -80,6 +93,10 @@ class Settings(BaseSettings):
 
     def model_dir(self, name: str) -> Path:
         return self.weights_dir / name
+
+    @property
+    def verdict_dir(self) -> Path:
+        return self.weights_dir / "verdict"
 
 
 @lru_cache

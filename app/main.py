@@ -51,45 +51,57 @@ def warm_up_preprocessing() -> None:
         preprocess(buf.getvalue(), max_pixels=64 * 48)
 
 
+async def start_models(settings: Settings, metrics: ServiceMetrics) -> ModelRegistry:
+    """Load every model (CheckpointError propagates: start-up stops with its one-line
+    message), give each its micro-batcher, warm it up and start it."""
+    models = ModelRegistry.load(settings)
+    for model in models:
+        scheduler = model.make_scheduler(
+            BatchStats(on_batch=metrics.observe_batch, on_depth=metrics.queue_depth.labels(model.name).set),
+            max_batch_size=settings.max_batch_size,
+            max_wait=settings.max_wait_ms / 1000,
+            max_queue=settings.max_queue,
+            retry_after_s=settings.retry_after_s,
+            is_alone=lambda: metrics.in_flight == 1,
+        )
+        if settings.warmup:
+            # the largest pass is a whole /v1/predict/batch request, if that is bigger
+            took = model.warm_up(max(settings.max_batch_size, settings.max_images_per_request))
+            log.info("model %s (%s) warmed up in %.0f ms", model.name, model.precision, 1e3 * took)
+        else:
+            model.skip_warm_up()
+        await scheduler.start()
+    return models
+
+
+def tune_gc(settings: Settings) -> tuple[int, ...]:
+    """Garbage collection for a server; returns the thresholds to restore."""
+    if settings.gc_freeze:
+        # torch, numpy and FastAPI leave ~200k long-lived objects; every full collection
+        # walked them all (~100 ms, the p99 under load). Frozen, it sees only new ones.
+        gc.collect()
+        gc.freeze()
+    thresholds = gc.get_threshold()
+    if settings.gc_threshold:
+        # with dozens of requests in flight, their live objects alone crossed Python's
+        # 700-allocation trigger over and over: 40 us of collecting per request
+        gc.set_threshold(settings.gc_threshold, *thresholds[1:])
+    return thresholds
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    metrics = ServiceMetrics()
+    metrics = ServiceMetrics(multiprocess=settings.metrics_dir is not None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         torch.set_num_threads(settings.torch_threads)
         if settings.keep_freed_memory:
             keep_freed_memory()  # before loading: weights and warm-up allocate under the new rules
-        # CheckpointError propagates: start-up stops with its one-line message
-        models = ModelRegistry.load(settings)
-        for model in models:
-            scheduler = model.make_scheduler(
-                BatchStats(on_batch=metrics.observe_batch, on_depth=metrics.queue_depth.labels(model.name).set),
-                max_batch_size=settings.max_batch_size,
-                max_wait=settings.max_wait_ms / 1000,
-                max_queue=settings.max_queue,
-                retry_after_s=settings.retry_after_s,
-                is_alone=lambda: metrics.in_flight == 1,
-            )
-            if settings.warmup:
-                # the largest pass is a whole /v1/predict/batch request, if that is bigger
-                took = model.warm_up(max(settings.max_batch_size, settings.max_images_per_request))
-                log.info("model %s (%s) warmed up in %.0f ms", model.name, model.precision, 1e3 * took)
-            else:
-                model.skip_warm_up()
-            await scheduler.start()
+        models = await start_models(settings, metrics)
         if settings.warmup:
             warm_up_preprocessing()
-        if settings.gc_freeze:
-            # torch, numpy and FastAPI leave ~200k long-lived objects; every full collection
-            # walked them all (~100 ms, the p99 under load). Frozen, it sees only new ones.
-            gc.collect()
-            gc.freeze()
-        thresholds = gc.get_threshold()
-        if settings.gc_threshold:
-            # with dozens of requests in flight, their live objects alone crossed Python's
-            # 700-allocation trigger over and over: 40 us of collecting per request
-            gc.set_threshold(settings.gc_threshold, *thresholds[1:])
+        thresholds = tune_gc(settings)
         start = time.perf_counter()
         gate = Gate(
             settings.expensive_concurrency,

@@ -15,6 +15,7 @@ import signal
 import socket
 import sys
 import tempfile
+from typing import Any
 
 import uvicorn
 
@@ -55,13 +56,14 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _exit_cleanly)
     signal.signal(signal.SIGINT, _exit_cleanly)
     port, workers = settings.port, settings.workers  # 2 workers x 1 torch thread: see docs
-    # PROMETHEUS_MULTIPROC_DIR is prometheus_client's own switch: it reads it itself
-    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    # PROMETHEUS_MULTIPROC_DIR is prometheus_client's own switch: it reads it itself, so the
+    # workers inherit it from this process's environment
+    if workers > 1 and settings.metrics_dir is None:
         path = os.path.join(tempfile.gettempdir(), f"convlens-metrics-{port}")
         shutil.rmtree(path, ignore_errors=True)  # stale files would be counted again
         os.makedirs(path)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
-    options = {
+    options: dict[str, Any] = {
         "proxy_headers": True,
         "http": CoalescingHttpToolsProtocol,
         "access_log": settings.access_log,
@@ -71,9 +73,8 @@ def main() -> None:
         logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s:     %(message)s")
         config = WorkerConfig(APP, settings.host, port or free_port(settings.host), settings.grace_seconds, options)
         sys.exit(Supervisor(config, workers).run())
-    uvicorn.run(
-        APP, host=settings.host, port=port, workers=workers, timeout_graceful_shutdown=settings.grace_seconds, **options
-    )
+    grace: Any = settings.grace_seconds  # typed int by uvicorn; it waits any number of seconds
+    uvicorn.run(APP, host=settings.host, port=port, workers=workers, timeout_graceful_shutdown=grace, **options)
 
 
 if __name__ == "__main__":

@@ -43,8 +43,8 @@ import httpx
 import torch
 from PIL import Image
 
+from benchmarks.harness import BOUNDARY, multipart
 from convlens.app.config import Precision
-from tests.helpers import BOUNDARY, multipart
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.helpers import corpus, png_bomb, png_bytes, running_server
+from benchmarks.harness import corpus, png_bomb, png_bytes, running_server
 
 
 def rss_mb(pid: int) -> float:

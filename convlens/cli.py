@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 OK, FAILED, USAGE, UNREACHABLE, UNLOADABLE = 0, 1, 2, 3, 4
+VERDICT_WORDS = {"not_a_digit": "not a digit", "several_digits": "several digits (use read)"}
 
 
 def _fail(message: str, code: int) -> None:
@@ -49,7 +50,11 @@ def _show(path: str, answer: dict[str, Any], as_json: bool) -> None:
     elif "error" in answer:
         click.echo(f"{path}: error {answer['error']['code']}: {answer['error']['message']}")
     else:
-        click.echo(f"{path}: {answer['digit']} ({100 * answer['confidence']:.1f}%, {answer['model']})")
+        verdict = answer.get("verdict")
+        line = f"{path}: {answer['digit']} ({100 * answer['confidence']:.1f}%, {answer['model']})"
+        if verdict and verdict != "digit":
+            line += f" but {VERDICT_WORDS.get(verdict, verdict)}"
+        click.echo(line)
 
 
 def _predict_remote(files: tuple[str, ...], url: str, model: str | None, as_json: bool) -> int:
@@ -84,6 +89,7 @@ def _predict_local(files: tuple[str, ...], model: str | None, as_json: bool) -> 
     from convlens.app.core.errors import DomainError
     from convlens.app.core.pipeline import Scored
     from convlens.app.core.served_model import ServedModel, to_tensor
+    from convlens.app.core.verdict import Judge
     from convlens.app.imaging.preprocess import preprocess
     from convlens.model.checkpoint import CheckpointError
 
@@ -92,7 +98,8 @@ def _predict_local(files: tuple[str, ...], model: str | None, as_json: bool) -> 
     if name not in settings.models:
         _fail(f"unknown model {name!r}; choose from {', '.join(settings.models)}", USAGE)
     try:
-        served = ServedModel.load(name, settings.model_dir(name), settings.precision)
+        judge = Judge.load(settings.verdict_dir) if settings.verdict else None
+        served = ServedModel.load(name, settings.model_dir(name), settings.precision, judge)
     except CheckpointError as e:
         _fail(str(e), UNLOADABLE)
     failed = 0
@@ -101,11 +108,10 @@ def _predict_local(files: tuple[str, ...], model: str | None, as_json: bool) -> 
             start = time.perf_counter()
             pre = preprocess(Path(path).read_bytes(), settings.max_pixels)
             t_pre = time.perf_counter() - start
-            probs = served.probabilities(to_tensor(pre.pixels))[0]
-            # the very answer /v1/predict gives, built by the same function
-            answer: dict[str, Any] = to_prediction(
-                Scored(pre, probs, t_pre, time.perf_counter() - start), served
-            ).model_dump()
+            row = served.answer(to_tensor(pre.pixels))[0]
+            # the very answer /v1/predict gives, built by the same functions
+            scored = Scored.of(pre, row, t_pre, time.perf_counter() - start, served.judge)
+            answer: dict[str, Any] = to_prediction(scored, served).model_dump()
         except DomainError as e:
             answer, failed = {"error": {"code": e.code, "message": e.message}}, failed + 1
         except OSError as e:

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from convlens.model.checkpoint import CheckpointError, load_checkpoint
 from convlens.model.data import DatasetError, load_split
-from convlens.model.net import MNIST_MEAN, MNIST_STD, NUM_CLASSES, ConvNet
+from convlens.model.net import MNIST_MEAN, MNIST_STD, NUM_CLASSES
 
 
 @dataclass
@@ -41,7 +41,7 @@ def to_input(images: np.ndarray) -> torch.Tensor:
 
 
 @torch.no_grad()
-def all_logits(model: ConvNet, images: np.ndarray, batch_size: int = 1000) -> torch.Tensor:
+def all_logits(model: torch.nn.Module, images: np.ndarray, batch_size: int = 1000) -> torch.Tensor:
     was_training = model.training
     model.eval()
     out = torch.cat([model(to_input(images[i : i + batch_size])) for i in range(0, len(images), batch_size)])
@@ -50,7 +50,7 @@ def all_logits(model: ConvNet, images: np.ndarray, batch_size: int = 1000) -> to
 
 
 @torch.no_grad()
-def evaluate(model: ConvNet, images: np.ndarray, labels: np.ndarray, batch_size: int = 1000) -> Evaluation:
+def evaluate(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, batch_size: int = 1000) -> Evaluation:
     was_training = model.training
     model.eval()
     targets = torch.from_numpy(labels.astype(np.int64))

@@ -75,7 +75,7 @@ def train_one_epoch(
         idx = order[i : i + batch_size]
         x, y = images[idx], labels[idx]
         k = round(upload_share * len(idx)) if uploads is not None else 0
-        if k:
+        if uploads is not None and k:
             pick = torch.randint(len(uploads[0]), (k,), generator=gen)
             x = torch.cat([x[k:], uploads[0][pick]])
             y = torch.cat([y[k:], uploads[1][pick]])
@@ -357,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     uploads, val_uploads, upload_info = render_uploads(args, data.images, data.labels, data.train_idx, data.val_idx)
     upload_info["seconds"] = round(time.perf_counter() - pool_started, 1)
 
-    model = ConvNet(config).to(memory_format=torch.channels_last)
+    model = ConvNet(config).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     n_params = count_parameters(model)
     log.info("architecture %s: %d parameters, sizes %s", config, n_params, config.spatial_sizes())
     run = fit(model, args, data, aug, uploads, val_uploads)

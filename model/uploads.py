@@ -315,7 +315,7 @@ def typed_digit(label: int, font: Path, size: int) -> np.ndarray:
     """The digit `label` typeset in `font` at `size` px, as ink strength, with a margin."""
     face = ImageFont.truetype(str(font), size)
     left, top, right, bottom = face.getbbox(str(label))
-    img = Image.new("L", (right - left + size // 2, bottom - top + size // 2), 0)
+    img = Image.new("L", (int(right - left) + size // 2, int(bottom - top) + size // 2), 0)
     ImageDraw.Draw(img).text((size // 4 - left, size // 4 - top), str(label), fill=255, font=face)
     return np.asarray(img, np.float32) / 255
 
@@ -335,7 +335,8 @@ def typed(digit: np.ndarray, label: int, rng: np.random.Generator, style: Style)
     img = Image.fromarray((ink * 255).astype(np.uint8)).rotate(float(rng.uniform(-4, 4)), Image.Resampling.BILINEAR)
     img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.5)))
     ink = np.asarray(img, np.float32) / 255
-    gray = np.asarray(_paint(ink, np.full(3, rng.uniform(150, 230)), np.full(3, rng.uniform(10, 70))), np.float32)
+    paper, pen = np.full(3, rng.uniform(150, 230)), np.full(3, rng.uniform(10, 70))
+    gray: np.ndarray = np.asarray(_paint(ink, paper, pen), np.float32)
     gray = gray + rng.normal(0, 5, gray.shape[:2])[..., None]
     return encode(Image.fromarray(np.clip(gray, 0, 255).astype(np.uint8)), "JPEG", quality=80), "image/jpeg"
 

@@ -1,14 +1,14 @@
-"""Fixtures only; what tests share besides fixtures lives in tests/helpers.py."""
+"""Fixtures only; what tests share besides fixtures lives in benchmarks/harness.py."""
 
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 
+from benchmarks.harness import mnist_fixture
 from convlens.app.config import Settings
 from convlens.app.main import create_app
 from convlens.model.data import Split
-from tests.helpers import mnist_fixture
 
 
 @pytest.fixture(scope="session")

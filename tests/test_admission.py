@@ -6,9 +6,9 @@ import time
 import httpx
 import pytest
 
+from benchmarks.harness import png_bytes, running_server
 from convlens.app.core.admission import Gate
 from convlens.app.core.errors import Overloaded
-from tests.helpers import png_bytes, running_server
 
 
 def test_gate_runs_limit_lets_queue_wait_and_refuses_the_rest():

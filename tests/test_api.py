@@ -10,10 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from benchmarks.harness import encode, png_bytes, png_with_header
 from convlens.app.config import Settings
 from convlens.app.main import create_app
 from convlens.model.checkpoint import CheckpointError
-from tests.helpers import encode, png_bytes, png_with_header
 
 
 def files(data: bytes, name: str = "digit.png", ctype: str = "image/png") -> dict:

@@ -8,7 +8,7 @@ import sys
 import pytest
 from PIL import Image
 
-from tests.helpers import FIXTURES, ROOT, running_server
+from benchmarks.harness import FIXTURES, ROOT, running_server
 
 UPLOADS = sorted((FIXTURES / "uploads").glob("*.png"))
 LABELS = {p: int(p.stem.split("_")[-1]) for p in UPLOADS}

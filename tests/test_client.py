@@ -4,9 +4,9 @@ import asyncio
 
 import pytest
 
+from benchmarks.harness import png_bytes, running_server
 from convlens.app.api.v1.schemas import BatchResponse, Explanation, FeatureMapsResponse, ModelList, Prediction
 from convlens.client import AsyncClient, Client, ConvlensError
-from tests.helpers import png_bytes, running_server
 
 pytestmark = pytest.mark.slow
 

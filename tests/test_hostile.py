@@ -7,9 +7,9 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from benchmarks.harness import FIXTURES, corpus, digit, encode, mnist_fixture, png_bomb, png_bytes
 from convlens.app.config import Settings
 from convlens.app.main import create_app
-from tests.helpers import FIXTURES, corpus, digit, encode, mnist_fixture, png_bomb, png_bytes
 
 MNIST = mnist_fixture()
 

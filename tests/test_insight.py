@@ -7,12 +7,12 @@ import pytest
 import torch
 from PIL import Image
 
+from benchmarks.harness import png_bytes
 from convlens.app.config import Settings
 from convlens.app.core.explain import Explainer
 from convlens.app.core.served_model import ServedModel, to_tensor
 from convlens.app.core.shift import offsets, shifted
 from convlens.app.imaging.preprocess import preprocess_array
-from tests.helpers import png_bytes
 
 
 def upload(image: np.ndarray) -> dict:

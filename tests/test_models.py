@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.helpers import png_bytes
+from benchmarks.harness import png_bytes
 
 NETWORK_ENDPOINTS = [
     ("post", "/v1/predict"),

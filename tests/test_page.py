@@ -5,9 +5,10 @@ import shutil
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
-from tests.helpers import ROOT, png_bytes, running_server
+from benchmarks.harness import ROOT, png_bytes, running_server
 
 pytestmark = pytest.mark.slow
 CHROMIUM = os.environ.get("CONVLENS_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
@@ -143,6 +144,15 @@ def test_upload_an_image_file(page, mnist_test, tmp_path):
     page.wait_for_function("/^[0-9]$/.test(document.querySelector('#digit').textContent)")
     page.wait_for_function("document.body.dataset.busy === '0'")
     assert page.text_content("#digit") == str(mnist_test.labels[0])
+    assert page.locator("#verdict-note").is_hidden()  # a digit needs no note
+
+
+def test_a_picture_that_is_not_a_digit_is_said_so_plainly(page, tmp_path):
+    path = tmp_path / "noise.png"
+    path.write_bytes(png_bytes(np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)))
+    page.set_input_files("#file", str(path))
+    page.wait_for_selector("#verdict-note:not([hidden])")
+    assert "does not look like a digit" in page.text_content("#verdict-note")
 
 
 def test_api_errors_are_shown_in_words(page, tmp_path):

@@ -4,11 +4,11 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
+from benchmarks.harness import png_bytes
 from convlens.app.config import Settings
 from convlens.app.core.served_model import ServedModel, to_tensor
 from convlens.app.imaging.preprocess import preprocess_array
 from convlens.app.main import create_app
-from tests.helpers import png_bytes
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays, scalar_dtypes
 from PIL import Image
 
+from benchmarks.harness import encode, png_bytes, png_with_header
 from convlens.app.api.errors import status_of
 from convlens.app.core.errors import (
     BlankImage,
@@ -16,7 +17,6 @@ from convlens.app.core.errors import (
 )
 from convlens.app.imaging.preprocess import preprocess, preprocess_array
 from convlens.model.uploads import ink_box
-from tests.helpers import encode, png_bytes, png_with_header
 
 MAX_PIXELS = 50_000_000
 

@@ -5,9 +5,9 @@ import asyncio
 import pytest
 from starlette.requests import Request
 
+from benchmarks.harness import BOUNDARY, multipart
 from convlens.app.api.uploads import read_upload, read_uploads
 from convlens.app.core.errors import MalformedRequest, UnsupportedMediaType
-from tests.helpers import BOUNDARY, multipart
 
 
 def request(body: bytes, content_type: str) -> Request:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import running_server
+from benchmarks.harness import running_server
 
 pytestmark = pytest.mark.slow
 

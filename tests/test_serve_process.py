@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from tests.helpers import ROOT, png_bytes, running_server
+from benchmarks.harness import ROOT, png_bytes, running_server
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +30,7 @@ def sigterm_mid_burst(server, image: bytes, n: int) -> tuple[list[bytes], int]:
     body) when SIGTERM lands; then the bodies. Returns every reply and the exit code."""
     import socket
 
-    from tests.helpers import BOUNDARY, multipart
+    from benchmarks.harness import BOUNDARY, multipart
 
     body = multipart([("file", image)])
     head = (
@@ -254,7 +254,7 @@ def test_a_worker_that_dies_is_replaced_and_the_port_keeps_answering(mnist_test)
 
 
 def test_the_convlens_command_serves_and_stops_cleanly(tmp_path):
-    from tests.helpers import free_port
+    from benchmarks.harness import free_port
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}

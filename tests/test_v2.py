@@ -10,7 +10,7 @@ import pytest
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
-from tests.helpers import png_bytes, running_server
+from benchmarks.harness import png_bytes, running_server
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +48,11 @@ def test_health_and_metadata(client, server):
             ("image", "FP32", (-1, 1, 28, 28)),
             ("image_bytes", "BYTES", (-1,)),
         }
-        assert {(t["name"], t["datatype"]) for t in meta["outputs"]} == {("probabilities", "FP32"), ("digit", "INT64")}
+        assert {(t["name"], t["datatype"]) for t in meta["outputs"]} == {
+            ("probabilities", "FP32"),
+            ("digit", "INT64"),
+            ("verdict", "BYTES"),
+        }
         assert client.is_model_ready(name) and client.is_model_ready(name, card["version"])
         versions[name] = card["version"]
     assert client.get_model_metadata("article", versions["article"])["name"] == "article"
@@ -70,9 +74,11 @@ def test_fp32_images_give_the_v1_answers(client, server, mnist_test, binary):
 def test_defaults_return_every_output_in_binary(client, mnist_test):
     result = client.infer("article", [image_input(ink(mnist_test, 3))])
     response = result.get_response()
-    assert {o["name"] for o in response["outputs"]} == {"probabilities", "digit"}
+    assert {o["name"] for o in response["outputs"]} == {"probabilities", "digit", "verdict"}
     assert all("binary_data_size" in o["parameters"] for o in response["outputs"])
     assert result.as_numpy("digit").tolist() == mnist_test.labels[:3].tolist()
+    # Triton's own client reads the binary BYTES tensor
+    assert result.as_numpy("verdict").tolist() == [b"digit"] * 3
 
 
 def test_image_files_as_bytes_are_preprocessed_like_v1(client, mnist_test):
@@ -130,3 +136,18 @@ def test_raw_protocol_errors_are_json_with_an_error_string(server):
     data = json.dumps({"inputs": [{"name": "image", "shape": [1, 1, 28, 28], "datatype": "FP32", "data": [0.0] * 784}]})
     r = httpx.post(url, content=gzip.compress(data.encode()), headers={"Content-Encoding": "gzip"})
     assert r.status_code == 200 and r.json()["model_name"] == "shipped"
+
+
+def test_a_256_image_tensor_is_answered_in_chunks_and_past_the_limit_is_400(server, mnist_test):
+    x = np.repeat(mnist_test.images[:8], 32, axis=0).astype(np.float32) / 255  # 256 images
+    body = {"inputs": [{"name": "image", "datatype": "FP32", "shape": [256, 1, 28, 28], "data": x.ravel().tolist()}]}
+    r = httpx.post(f"{server.url}/v2/models/shipped/infer", json=body, timeout=60)
+    assert r.status_code == 200
+    digits = next(o for o in r.json()["outputs"] if o["name"] == "digit")["data"]
+    assert digits == np.repeat(mnist_test.labels[:8], 32).tolist()
+    too_many = np.zeros((513, 28, 28), np.float32)
+    body = {
+        "inputs": [{"name": "image", "datatype": "FP32", "shape": [513, 1, 28, 28], "data": too_many.ravel().tolist()}]
+    }
+    r = httpx.post(f"{server.url}/v2/models/shipped/infer", json=body, timeout=60)
+    assert r.status_code == 400 and "1 to 512" in r.json()["error"]

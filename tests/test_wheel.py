@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 
-from tests.helpers import ROOT
+from benchmarks.harness import ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -67,3 +67,6 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 UPLOAD_ERRORS = errors(400, 401, 413, 415, 422, 503)
+
+# the response of the routes that answer with a picture
+PNG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/png": {}}, "description": "a PNG picture"}}

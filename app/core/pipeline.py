@@ -24,8 +24,9 @@ from convlens.app.core.admission import Gate
 from convlens.app.core.errors import DomainError
 from convlens.app.core.explain import Explainer, Method
 from convlens.app.core.registry import ModelRegistry
-from convlens.app.core.served_model import ServedModel, to_tensor
+from convlens.app.core.served_model import ServedModel, split_answer, to_tensor
 from convlens.app.core.shift import all_shifts, cosine_to_first, offsets
+from convlens.app.core.verdict import Judge, Verdict
 from convlens.app.imaging.preprocess import (
     INLINE_BYTES,
     Preprocessed,
@@ -53,17 +54,34 @@ class Scored:
     """One preprocessed upload and what a model made of it."""
 
     pre: Preprocessed
-    probabilities: torch.Tensor  # (10,)
+    answer: torch.Tensor  # (10,) or (13,): a row of ServedModel.answer
     preprocess_s: float
     total_s: float
+    verdict: Verdict | None = None  # None without a verdict network
+    judged: torch.Tensor | None = None  # (3,) the verdict network's probabilities
+
+    @classmethod
+    def of(cls, pre: Preprocessed, row: torch.Tensor, t_pre: float, total: float, judge: Judge | None) -> Scored:
+        """From one row of `ServedModel.answer`, with the verdict decided on its last three."""
+        _, judged = split_answer(row)
+        verdict = judge.decide(judged) if judge is not None and judged is not None else None
+        return cls(pre, row, t_pre, total, verdict, judged)
+
+    @property
+    def probabilities(self) -> torch.Tensor:
+        return split_answer(self.answer)[0]
 
     @property
     def digit(self) -> int:
         return int(self.probabilities.argmax())
 
 
-def _counted(scored: Scored, model: ServedModel, service: Service) -> Scored:
-    service.metrics.count_prediction(model.name, scored.digit)
+def _scored(
+    pre: Preprocessed, row: torch.Tensor, t_pre: float, total: float, model: ServedModel, service: Service
+) -> Scored:
+    """A prediction and its verdict, counted in the metrics."""
+    scored = Scored.of(pre, row, t_pre, total, model.judge)
+    service.metrics.count_prediction(model.name, scored.digit, scored.verdict)
     return scored
 
 
@@ -105,7 +123,7 @@ async def score_upload(data: bytes, service: Service, model: ServedModel) -> Sco
         pre = await run_in_threadpool(preprocess_image, img)
         t_pre = time.perf_counter() - start - t_open
         probs = await model.scheduler.submit(to_tensor(pre.pixels))
-    return _counted(Scored(pre, probs[0], t_pre + t_open, time.perf_counter() - start), model, service)
+    return _scored(pre, probs[0], t_pre + t_open, time.perf_counter() - start, model, service)
 
 
 def _preprocess_all(datas: list[bytes], max_pixels: int) -> list[Preprocessed | DomainError]:
@@ -141,19 +159,28 @@ async def score_uploads(data: list[bytes], service: Service, model: ServedModel)
             results.append(pre)
             continue
         assert probs is not None
-        results.append(_counted(Scored(pre, probs[row], t_pre, total), model, service))
+        results.append(_scored(pre, probs[row], t_pre, total, model, service))
         row += 1
     return ScoredBatch(results, t_pre, total)
 
 
-async def score_ink_maps(pixels: np.ndarray, service: Service, model: ServedModel) -> torch.Tensor:
+async def score_ink_maps(
+    pixels: np.ndarray, service: Service, model: ServedModel
+) -> tuple[torch.Tensor, list[Verdict] | None]:
     """(N, 28, 28) ink maps in [0, 1], used as given (no preprocessing) -> (N, 10)
-    probabilities, through the model's micro-batcher like every other prediction."""
-    assert model.scheduler is not None
-    probs = await model.scheduler.submit(to_tensor(list(pixels.astype(np.float32))))
-    for digit in probs.argmax(1).tolist():
-        service.metrics.count_prediction(model.name, digit)
-    return probs
+    probabilities and their verdicts, through the model's micro-batcher like every other
+    prediction."""
+    scheduler = model.scheduler
+    assert scheduler is not None
+    x = to_tensor(list(pixels.astype(np.float32)))
+    # in chunks of a batch, so a 256-image tensor shares passes with other requests
+    step = scheduler.max_batch_size
+    parts = await asyncio.gather(*(scheduler.submit(x[i : i + step]) for i in range(0, len(x), step)))
+    probs, judged = split_answer(torch.cat(parts))
+    verdicts = [model.judge.decide(j) for j in judged] if model.judge is not None and judged is not None else None
+    for i, digit in enumerate(probs.argmax(1).tolist()):
+        service.metrics.count_prediction(model.name, digit, verdicts[i] if verdicts else None)
+    return probs, verdicts
 
 
 @dataclass(frozen=True)
@@ -170,7 +197,7 @@ async def activations(data: bytes, service: Service, model: ServedModel, names: 
     pre, t_pre = await preprocess_upload(data, service)
     x = to_tensor(pre.pixels)
     probs, acts = await asyncio.gather(model.scheduler.submit(x), service.expensive.run(model.features, x, names))
-    scored = _counted(Scored(pre, probs[0], t_pre, time.perf_counter() - start), model, service)
+    scored = _scored(pre, probs[0], t_pre, time.perf_counter() - start, model, service)
     return Activations(scored, {name: acts[name][0].numpy() for name in names})
 
 
@@ -191,10 +218,10 @@ async def explain_upload(
     start = time.perf_counter()
     pre, t_pre = await preprocess_upload(data, service)
     x = to_tensor(pre.pixels)
-    probs = (await model.scheduler.submit(x))[0]
-    chosen = int(probs.argmax()) if target is None else target
+    row = (await model.scheduler.submit(x))[0]
+    chosen = int(split_answer(row)[0].argmax()) if target is None else target
     heat = await service.expensive.run(explainer.heatmap, x, chosen, method)
-    return Explained(_counted(Scored(pre, probs, t_pre, time.perf_counter() - start), model, service), chosen, heat)
+    return Explained(_scored(pre, row, t_pre, time.perf_counter() - start, model, service), chosen, heat)
 
 
 @dataclass(frozen=True)
@@ -216,7 +243,7 @@ async def shift_experiment(
 
     async def run(model: ServedModel) -> ShiftRun:
         assert model.scheduler is not None
-        probs = await model.scheduler.submit(x)
+        probs = split_answer(await model.scheduler.submit(x))[0]
         if not model.is_cnn:
             return ShiftRun(model, probs, None, None)
         first_conv = next(n for n in model.feature_layers if model.kinds[n] == "conv")

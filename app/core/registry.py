@@ -8,20 +8,26 @@ from dataclasses import dataclass
 from convlens.app.config import Settings
 from convlens.app.core.errors import UnknownModel
 from convlens.app.core.served_model import ServedModel
+from convlens.app.core.verdict import Judge
 
 
 @dataclass
 class ModelRegistry:
     models: dict[str, ServedModel]
     default: str
+    judge: Judge | None = None
 
     @classmethod
     def load(cls, settings: Settings) -> ModelRegistry:
-        """Every configured model, each checked against its card (CheckpointError if not)."""
+        """Every configured model and the verdict network, each checked against its card
+        (CheckpointError if not)."""
         models = {
             name: ServedModel.load(name, settings.model_dir(name), settings.precision) for name in settings.models
         }
-        return cls(models, settings.default_model)
+        judge = Judge.load(settings.verdict_dir) if settings.verdict else None
+        for model in models.values():
+            model.judge = judge  # one verdict network, run in each model's own batched pass
+        return cls(models, settings.default_model, judge)
 
     def get(self, name: str | None = None) -> ServedModel:
         if name is None:

@@ -176,6 +176,7 @@ class BatchScheduler:
         loop = asyncio.get_running_loop()
         stopping = False
         while True:
+            first: _Job | None
             if self._carry is not None:
                 first, self._carry = self._carry, None
             elif stopping and self._queue.empty():

@@ -13,8 +13,9 @@ import torch
 
 from convlens.app.config import Precision
 from convlens.app.core.scheduler import BatchScheduler, BatchStats
+from convlens.app.core.verdict import Judge
 from convlens.model.card import load_folder
-from convlens.model.net import MNIST_MEAN, MNIST_STD, ConvNet, LayerInfo, fused_for_inference
+from convlens.model.net import MNIST_MEAN, MNIST_STD, NUM_CLASSES, ConvNet, LayerInfo, fused_for_inference
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -48,6 +49,8 @@ class ServedModel:
     card: dict[str, Any]
     precision: Precision = "float32"
     layers: list[LayerInfo] = field(init=False)
+    # the verdict network, shared by every model: it runs in the same batched pass
+    judge: Judge | None = None
     scheduler: BatchScheduler | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
@@ -71,10 +74,10 @@ class ServedModel:
         self._warm = False
 
     @classmethod
-    def load(cls, name: str, folder: Path, precision: Precision = "float32") -> ServedModel:
+    def load(cls, name: str, folder: Path, precision: Precision = "float32", judge: Judge | None = None) -> ServedModel:
         """Raises CheckpointError with one readable line on any problem."""
         loaded = load_folder(folder)
-        return cls(name=name, reference=loaded.network, card=loaded.card, precision=precision)
+        return cls(name=name, reference=loaded.network, card=loaded.card, precision=precision, judge=judge)
 
     @property
     def version(self) -> str:
@@ -109,14 +112,14 @@ class ServedModel:
 
     def make_scheduler(self, stats: BatchStats, **options: Any) -> BatchScheduler:
         """This model's own micro-batcher, so one model's queue never holds up another's."""
-        self.scheduler = BatchScheduler(self.probabilities, stats=stats, **options)
+        self.scheduler = BatchScheduler(self.answer, stats=stats, **options)
         return self.scheduler
 
     def warm_up(self, max_batch: int) -> float:
         """Run every batch shape once so the first user does not pay for allocation."""
         start = time.perf_counter()
         for b in sorted({1, 2, 4, 8, min(max_batch, 64), max_batch}):
-            self.logits(torch.zeros(b, 1, 28, 28))
+            self.answer(torch.zeros(b, 1, 28, 28))
         self.features(torch.zeros(1, 1, 28, 28), self.feature_layers)
         self._warm = True
         return time.perf_counter() - start
@@ -132,6 +135,12 @@ class ServedModel:
         logits = self.logits(x)
         return torch.softmax(logits / self.temperature if self.temperature != 1.0 else logits, dim=1)
 
+    def answer(self, x: torch.Tensor) -> torch.Tensor:
+        """What the micro-batcher computes: (N, 10) digit probabilities, followed by the
+        verdict network's (N, 3) when there is one (`split_answer` takes them apart)."""
+        probs = self.probabilities(x)
+        return probs if self.judge is None else torch.cat([probs, self.judge.probabilities(x)], 1)
+
     @torch.inference_mode()
     def features(self, x: torch.Tensor, names: list[str]) -> dict[str, torch.Tensor]:
         """Activations of the float32 network. Its probabilities are not returned: every
@@ -143,3 +152,8 @@ def to_tensor(pixels: np.ndarray | list[np.ndarray]) -> torch.Tensor:
     """(28, 28) ink maps in [0, 1] -> the normalised (N, 1, 28, 28) network input."""
     batch = np.stack(pixels) if isinstance(pixels, list) else pixels[None]
     return torch.from_numpy((batch[:, None] - MNIST_MEAN) / MNIST_STD)
+
+
+def split_answer(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Rows of `ServedModel.answer` -> (digit probabilities, verdict probabilities or None)."""
+    return out[..., :NUM_CLASSES], (out[..., NUM_CLASSES:] if out.shape[-1] > NUM_CLASSES else None)

@@ -54,7 +54,7 @@ LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601, as Pillow
 # OSError and ValueError, fuzzed files (benchmarks/fuzz_uploads.py) reach ZeroDivisionError,
 # OverflowError and TypeError deep inside the TIFF and JPEG plugins. Any of them means the
 # file is unreadable (400), never a server error.
-DECODER_ERRORS: tuple[type[Exception], ...] = (
+DECODER_ERRORS = (
     OSError,
     ValueError,
     SyntaxError,
@@ -170,7 +170,7 @@ def to_gray(img: Image.Image) -> np.ndarray:
 
 
 @lru_cache(maxsize=64)
-def _frame(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+def _frame(h: int, w: int) -> tuple[np.ndarray, ...]:
     """(ys, xs) of the outer 4 % of an h x w image: where the paper shows."""
     f = max(1, round(0.04 * min(h, w)))
     frame = np.ones((h, w), dtype=bool)

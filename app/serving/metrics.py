@@ -1,13 +1,12 @@
 """Prometheus metrics: requests by endpoint and status, predictions by digit, batching.
 
 Each app gets its own registry (tests build many apps). With PROMETHEUS_MULTIPROC_DIR
-set, prometheus_client writes values to files shared by all worker processes and
+set (`Settings.metrics_dir`), prometheus_client writes values to files shared by all worker processes and
 /metrics aggregates them, so any worker answers for all.
 """
 
 from __future__ import annotations
 
-import os
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
@@ -18,7 +17,8 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
 class ServiceMetrics:
-    def __init__(self) -> None:
+    def __init__(self, multiprocess: bool = False) -> None:
+        self.multiprocess = multiprocess  # the workers share their values in files (Settings.metrics_dir)
         self.in_flight = 0  # requests this process is serving now (the scheduler asks)
         self.registry = CollectorRegistry()
         r = self.registry
@@ -31,6 +31,12 @@ class ServiceMetrics:
             registry=r,
         )
         self.predictions = Counter("convlens_predictions", "Predicted digits by model", ["model", "digit"], registry=r)
+        self.verdicts = Counter(
+            "convlens_verdicts",
+            "Predictions by verdict (digit, not_a_digit, several_digits)",
+            ["model", "verdict"],
+            registry=r,
+        )
         self.batch_size = Histogram(
             "convlens_inference_batch_size", "Images per forward pass", buckets=BATCH_BUCKETS, registry=r
         )
@@ -54,8 +60,10 @@ class ServiceMetrics:
             multiprocess_mode="livesum",
         )
 
-    def count_prediction(self, model: str, digit: int) -> None:
+    def count_prediction(self, model: str, digit: int, verdict: str | None = None) -> None:
         self.predictions.labels(model, str(digit)).inc()
+        if verdict is not None:
+            self.verdicts.labels(model, verdict).inc()
 
     def observe_batch(self, size: int, wait_s: float, compute_s: float) -> None:
         self.batch_size.observe(size)
@@ -63,7 +71,7 @@ class ServiceMetrics:
         self.batch_compute.observe(compute_s)
 
     def exposition(self) -> bytes:
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        if self.multiprocess:
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
             return generate_latest(registry)

@@ -63,7 +63,11 @@ def _worker(config: WorkerConfig) -> None:
     signal.signal(signal.SIGINT, _exit_cleanly)
     sock = bind(config.host, config.port)
     server = uvicorn.Server(
-        uvicorn.Config(config.app, timeout_graceful_shutdown=config.grace_seconds, **config.uvicorn_options)
+        uvicorn.Config(
+            config.app,
+            timeout_graceful_shutdown=config.grace_seconds,  # type: ignore[arg-type]  # it waits any float
+            **config.uvicorn_options,
+        )
     )
     server.run(sockets=[sock])
 

@@ -159,10 +159,26 @@ function renderBars(probs) {
 
 const shapeText = (s) => s.join("×");
 
+// what the verdict network says, in words; "digit" needs none
+const VERDICT_NOTES = {
+  not_a_digit: "That does not look like a digit. The guess above is what the network would say if it had to.",
+  several_digits: "I see several digits: read them all in “read a photo” mode.",
+};
+
+function showVerdict(p) {
+  const note = $("verdict-note");
+  const text = VERDICT_NOTES[p.verdict] || "";
+  note.hidden = !text;
+  note.textContent = text;
+  note.dataset.verdict = p.verdict || "";
+  $("verdict").classList.toggle("doubtful", Boolean(text));
+}
+
 function render(body) {
   const p = body.prediction;
   $("digit").textContent = p.digit;
   $("confidence").textContent = `${(100 * p.confidence).toFixed(1)}% sure`;
+  showVerdict(p);
   renderBars(p.probabilities);
   $("seen-img").src = body.input_image.png;
   $("walk").textContent = body.layers.length

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from convlens.app.api.v1.schemas import LayerRow, ModelCard, TrainingSummary
+from convlens.app.api.v1.schemas import LayerRow, ModelCard, TrainingSummary, VerdictCard
 from convlens.app.core.served_model import ServedModel
+from convlens.app.core.verdict import Judge
 
 
 def model_card(model: ServedModel) -> ModelCard:
@@ -34,4 +35,18 @@ def model_card(model: ServedModel) -> ModelCard:
         ),
         data=card.get("data", {}),
         environment=card.get("environment", {}),
+    )
+
+
+def verdict_card(judge: Judge) -> VerdictCard:
+    card = judge.card
+    return VerdictCard(
+        version=judge.version,
+        architecture=judge.network.config.to_dict(),
+        parameters=sum(p.numel() for p in judge.network.parameters()),
+        classes=list(card["verdict"]["classes"]),
+        threshold=judge.threshold,
+        validation=card.get("validation", {}),
+        benchmarks=card.get("benchmarks", {}),
+        weights_sha256=card["weights"]["sha256"],
     )

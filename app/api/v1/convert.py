@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from convlens.app.api.v1.schemas import InputInfo, Prediction, Timing
+from convlens.app.api.v1.schemas import InputInfo, Prediction, Timing, VerdictScores
 from convlens.app.core.pipeline import Scored
 from convlens.app.core.served_model import ServedModel
 
@@ -21,6 +21,13 @@ def timing(scored: Scored) -> Timing:
     )
 
 
+def verdict_scores(scored: Scored) -> VerdictScores | None:
+    if scored.judged is None:
+        return None
+    digit, not_a_digit, several = (round(float(v), 6) for v in scored.judged)
+    return VerdictScores(digit=digit, not_a_digit=not_a_digit, several_digits=several)
+
+
 def to_prediction(scored: Scored, model: ServedModel) -> Prediction:
     p = scored.probabilities.numpy().astype(np.float64)  # numpy: a tenth of torch's per-op cost on 10 numbers
     p /= p.sum()  # float32 softmax sums to 1 +- 1e-7; make the JSON sum exact-ish
@@ -30,6 +37,8 @@ def to_prediction(scored: Scored, model: ServedModel) -> Prediction:
         digit=digit,
         confidence=float(p[digit]),
         probabilities=p.tolist(),
+        verdict=scored.verdict,
+        verdict_scores=verdict_scores(scored),
         model=model.name,
         model_version=model.version,
         input=InputInfo(width=pre.width, height=pre.height, format=pre.format, inverted=pre.inverted),

@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 import base64
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, Query, Request, Response
 
 from convlens.app.api.deps import EXPENSIVE, ModelDep, ServiceDep
-from convlens.app.api.openapi import IMAGE_BODY, UPLOAD_ERRORS, errors
+from convlens.app.api.openapi import IMAGE_BODY, PNG, UPLOAD_ERRORS, errors
 from convlens.app.api.uploads import read_upload
 from convlens.app.api.v1.convert import to_prediction
 from convlens.app.api.v1.schemas import FeatureMapsResponse, InputImage, LayerActivation
 from convlens.app.core.errors import UnknownLayer
-from convlens.app.core.pipeline import activations, preprocess_upload
+from convlens.app.core.pipeline import Activations, activations, preprocess_upload
 from convlens.app.core.served_model import ServedModel, to_tensor
 from convlens.app.imaging.render import NORMALIZATION, feature_grid_png, input_png
 
 router = APIRouter(prefix="/v1", tags=["feature maps"])
 
-PNG = {200: {"content": {"image/png": {}}, "description": "a PNG picture"}}
 Norm = Annotated[Literal["layer", "channel"], Query(description="scale colours per layer or per channel")]
 
 
@@ -45,7 +44,7 @@ def resolve_layers(model: ServedModel, layers: str | None) -> list[str]:
     return names
 
 
-def _round(a: np.ndarray) -> list:  # type: ignore[type-arg]
+def _round(a: np.ndarray) -> list[Any]:
     return np.round(a, 4).tolist()
 
 
@@ -71,33 +70,33 @@ async def feature_maps(
     names = resolve_layers(model, layers)
     upload = await read_upload(request)
     acts = await activations(upload.data, service, model, names)
-    pre, types = acts.scored.pre, model.layer_types
-
-    def build() -> tuple[list[LayerActivation], InputImage]:
-        out = []
-        for name in names:
-            a = acts.layers[name]
-            out.append(
-                LayerActivation(
-                    name=name,
-                    type=types[name],
-                    shape=list(a.shape),
-                    min=float(a.min()),
-                    max=float(a.max()),
-                    values=_round(a) if values else None,
-                    png=data_uri(feature_grid_png(a, model.signed_output(name), norm == "channel")) if png else None,
-                )
-            )
-        image = InputImage(
-            shape=[1, 28, 28], values=_round(pre.pixels), png=data_uri(input_png(pre.pixels)) if png else None
-        )
-        return out, image
-
-    layer_rows, image = await service.expensive.run(build)
-    prediction = to_prediction(acts.scored, model)
-    body = FeatureMapsResponse(prediction=prediction, input_image=image, normalization=NORMALIZATION, layers=layer_rows)
+    body = await service.expensive.run(feature_maps_body, acts, model, values, png, norm == "channel")
     # megabytes of JSON with png=true: serialised off the event loop, inside the slot
     return Response(await service.expensive.run(body.model_dump_json), media_type="application/json")
+
+
+def feature_maps_body(
+    acts: Activations, model: ServedModel, values: bool, png: bool, per_channel: bool
+) -> FeatureMapsResponse:
+    """The response of /v1/feature-maps: rounding and drawing, run in the expensive slot."""
+    layers = []
+    for name, a in acts.layers.items():
+        grid = data_uri(feature_grid_png(a, model.signed_output(name), per_channel)) if png else None
+        layers.append(
+            LayerActivation(
+                name=name,
+                type=model.layer_types[name],
+                shape=list(a.shape),
+                min=float(a.min()),
+                max=float(a.max()),
+                values=_round(a) if values else None,
+                png=grid,
+            )
+        )
+    pixels = acts.scored.pre.pixels
+    image = InputImage(shape=[1, 28, 28], values=_round(pixels), png=data_uri(input_png(pixels)) if png else None)
+    prediction = to_prediction(acts.scored, model)
+    return FeatureMapsResponse(prediction=prediction, input_image=image, normalization=NORMALIZATION, layers=layers)
 
 
 @router.post(

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Query, Request, Response
 
 from convlens.app.api.deps import EXPENSIVE, ModelDep, ServiceDep
-from convlens.app.api.openapi import IMAGE_BODY, UPLOAD_ERRORS, errors
+from convlens.app.api.openapi import IMAGE_BODY, PNG, UPLOAD_ERRORS, errors
 from convlens.app.api.uploads import read_upload
 from convlens.app.api.v1.convert import to_prediction
 from convlens.app.api.v1.schemas import Explanation, ShiftExperiment, ShiftModelResult, ShiftResult
 from convlens.app.core.explain import Method
-from convlens.app.core.pipeline import Explained, Service, explain_upload, shift_experiment
+from convlens.app.core.pipeline import Explained, Service, ShiftRun, explain_upload, shift_experiment
 from convlens.app.core.served_model import ServedModel
 from convlens.app.imaging.render import heatmap_png
 
 router = APIRouter(prefix="/v1", tags=["insight"], dependencies=[EXPENSIVE])
 
-PNG = {200: {"content": {"image/png": {}}, "description": "a PNG picture"}}
 Target = Annotated[
     int | None, Query(ge=0, le=9, description="the digit whose evidence to show; default: the predicted one")
 ]
@@ -34,7 +33,7 @@ async def _json(service: Service, body: Explanation | ShiftExperiment) -> Respon
     return Response(await service.expensive.run(body.model_dump_json), media_type="application/json")
 
 
-def _round(a: np.ndarray) -> list:  # type: ignore[type-arg]
+def _round(a: np.ndarray) -> list[Any]:
     return np.round(a, 4).tolist()
 
 
@@ -90,31 +89,38 @@ async def shift(request: Request, service: ServiceDep, max_shift: MaxShift = 4) 
     outputs stay."""
     upload = await read_upload(request)
     pre, grid, runs = await shift_experiment(upload.data, service, max_shift)
-    centre = grid.index((0, 0))
-    results = []
-    for run in runs:
-        conf, digits = run.probabilities.max(dim=1)
-        base = int(digits[centre])
-        rows = [
-            ShiftResult(
-                dx=dx,
-                dy=dy,
-                digit=int(digits[i]),
-                confidence=round(float(conf[i]), 6),
-                conv_cosine=None if run.conv_cosine is None else round(run.conv_cosine[i], 6),
-                pool_cosine=None if run.pool_cosine is None else round(run.pool_cosine[i], 6),
-            )
-            for i, (dx, dy) in enumerate(grid)
-        ]
-        results.append(
-            ShiftModelResult(
-                model=run.model.name,
-                parameters=sum(r.parameters for r in run.model.layers),
-                digit=base,
-                stable=round(float((digits == base).float().mean()), 6),
-                mean_conv_cosine=None if run.conv_cosine is None else round(float(np.mean(run.conv_cosine)), 6),
-                mean_pool_cosine=None if run.pool_cosine is None else round(float(np.mean(run.pool_cosine)), 6),
-                shifts=rows,
-            )
+    models = [shift_result(run, grid) for run in runs]
+    return await _json(service, ShiftExperiment(max_shift=max_shift, input_image=_round(pre.pixels), models=models))
+
+
+def _rounded(values: list[float] | None, i: int | None = None) -> float | None:
+    """One cosine (or, without `i`, their mean) to 6 places; None for the MLP."""
+    if values is None:
+        return None
+    return round(float(np.mean(values)) if i is None else values[i], 6)
+
+
+def shift_result(run: ShiftRun, grid: list[tuple[int, int]]) -> ShiftModelResult:
+    """One model's answers to every shifted copy, in the /v1 wire format."""
+    conf, digits = run.probabilities.max(dim=1)
+    base = int(digits[grid.index((0, 0))])
+    rows = [
+        ShiftResult(
+            dx=dx,
+            dy=dy,
+            digit=int(digits[i]),
+            confidence=round(float(conf[i]), 6),
+            conv_cosine=_rounded(run.conv_cosine, i),
+            pool_cosine=_rounded(run.pool_cosine, i),
         )
-    return await _json(service, ShiftExperiment(max_shift=max_shift, input_image=_round(pre.pixels), models=results))
+        for i, (dx, dy) in enumerate(grid)
+    ]
+    return ShiftModelResult(
+        model=run.model.name,
+        parameters=sum(r.parameters for r in run.model.layers),
+        digit=base,
+        stable=round(float((digits == base).float().mean()), 6),
+        mean_conv_cosine=_rounded(run.conv_cosine),
+        mean_pool_cosine=_rounded(run.pool_cosine),
+        shifts=rows,
+    )

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from convlens.app.core.verdict import Verdict
+
 
 class ErrorDetail(BaseModel):
     code: str = Field(description="stable machine-readable code, e.g. unreadable_image")
@@ -29,10 +31,27 @@ class Timing(BaseModel):
     total_ms: float
 
 
+class VerdictScores(BaseModel):
+    digit: float = Field(ge=0, le=1)
+    not_a_digit: float = Field(ge=0, le=1)
+    several_digits: float = Field(ge=0, le=1)
+
+
 class Prediction(BaseModel):
-    digit: int = Field(ge=0, le=9)
+    digit: int = Field(ge=0, le=9, description="the network's best guess; `verdict` says whether to believe it")
     confidence: float = Field(ge=0, le=1, description="probability of `digit`")
     probabilities: list[float] = Field(min_length=10, max_length=10, description="softmax; index = digit")
+    verdict: Verdict | None = Field(
+        None,
+        description="whether the upload is one digit: `digit`; `not_a_digit` (a letter, a symbol, a drawing, a "
+        "photo, noise); `several_digits` (read them with POST /v1/read); `blank` is never a 200 answer: an upload "
+        "without ink is the 400 `blank_image` error. Null only when the service runs without its verdict network.",
+    )
+    verdict_scores: VerdictScores | None = Field(
+        None,
+        description="the verdict network's probabilities; the verdict is `digit` unless `digit` falls below "
+        "the threshold on its card (GET /v1/models)",
+    )
     model: str = Field(description="name of the model that answered (see /v1/models)")
     model_version: str
     input: InputInfo
@@ -158,9 +177,21 @@ class ModelCard(BaseModel):
     environment: dict[str, Any] = {}
 
 
+class VerdictCard(BaseModel):
+    version: str
+    architecture: dict[str, Any] = Field(description="the NetConfig of the verdict network")
+    parameters: int
+    classes: list[str] = Field(description="its outputs, in order")
+    threshold: float = Field(description="the verdict is `digit` unless the digit probability falls below this")
+    validation: dict[str, Any] = Field({}, description="recall per verdict on its validation split")
+    benchmarks: dict[str, Any] = Field({}, description="held-out figures (benchmarks/verdict.py)")
+    weights_sha256: str
+
+
 class ModelList(BaseModel):
     default: str = Field(description="the model that answers when a request names none")
     models: list[ModelCard]
+    verdict: VerdictCard | None = Field(None, description="the network that judges whether an upload is one digit")
 
 
 class Health(BaseModel):

@@ -40,6 +40,8 @@ INPUTS = [
 OUTPUTS = [
     {"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]},
     {"name": "digit", "datatype": "INT64", "shape": [-1]},
+    # digit, not_a_digit or several_digits (app/core/verdict.py); a blank image is an error
+    {"name": "verdict", "datatype": "BYTES", "shape": [-1]},
 ]
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ProtocolError, "description": "bad request"},
@@ -91,7 +93,8 @@ async def ready(request: Request) -> Response:
 
 
 def _metadata(model: ServedModel) -> ModelMetadata:
-    return ModelMetadata(name=model.name, versions=[model.version], platform="pytorch", inputs=INPUTS, outputs=OUTPUTS)
+    outputs = OUTPUTS if model.judge is not None else [o for o in OUTPUTS if o["name"] != "verdict"]
+    return ModelMetadata(name=model.name, versions=[model.version], platform="pytorch", inputs=INPUTS, outputs=outputs)
 
 
 @router.get("/models/{name}", response_model=ModelMetadata, responses=ERRORS)
@@ -208,17 +211,22 @@ async def _infer(request: Request, service: Service, model: ServedModel) -> Resp
         raise MalformedRequest("send exactly one input: 'image' or 'image_bytes'")
     tensor = req.inputs[0]
     n = tensor.shape[0] if tensor.shape else 0
-    if not 1 <= n <= settings.max_images_per_request:
-        raise MalformedRequest(f"a request holds 1 to {settings.max_images_per_request} images, got {n}")
-    probs = await _probabilities(tensor, service, model)
-    wanted = req.outputs if req.outputs is not None else {o["name"]: req.binary_default for o in OUTPUTS}
-    unknown = set(wanted) - {o["name"] for o in OUTPUTS}
+    # ink maps cost only their forward pass; image files are decoded and preprocessed each
+    limit = settings.max_infer_images if tensor.name == "image" else settings.max_images_per_request
+    if not 1 <= n <= limit:
+        raise MalformedRequest(f"a request holds 1 to {limit} images in {tensor.name!r}, got {n}")
+    probs, verdicts = await _probabilities(tensor, service, model)
+    names = [str(o["name"]) for o in OUTPUTS if verdicts is not None or o["name"] != "verdict"]
+    wanted = req.outputs if req.outputs is not None else {name: req.binary_default for name in names}
+    unknown = set(wanted) - set(names)
     if unknown:
-        raise MalformedRequest(f"unknown output(s) {sorted(unknown)}; this model has probabilities and digit")
+        raise MalformedRequest(f"unknown output(s) {sorted(unknown)}; this model has {', '.join(names)}")
     available = {
         "probabilities": Tensor("probabilities", "FP32", [n, 10], probs.astype(np.float32)),
         "digit": Tensor("digit", "INT64", [n], probs.argmax(1).astype(np.int64)),
     }
+    if verdicts is not None:
+        available["verdict"] = Tensor("verdict", "BYTES", [n], [v.encode() for v in verdicts])
     header: dict[str, Any] = {"model_name": model.name, "model_version": model.version}
     if req.id is not None:
         header["id"] = req.id
@@ -228,7 +236,7 @@ async def _infer(request: Request, service: Service, model: ServedModel) -> Resp
     return Response(content, media_type="application/octet-stream", headers={HEADER_LENGTH: str(json_length)})
 
 
-async def _probabilities(tensor: Tensor, service: Service, model: ServedModel) -> np.ndarray:
+async def _probabilities(tensor: Tensor, service: Service, model: ServedModel) -> tuple[np.ndarray, list[str] | None]:
     if tensor.name == "image":
         if tensor.datatype != "FP32":
             raise MalformedRequest(f"input 'image' must be FP32, got {tensor.datatype}")
@@ -237,16 +245,19 @@ async def _probabilities(tensor: Tensor, service: Service, model: ServedModel) -
         pixels = np.asarray(tensor.data, dtype=np.float32).reshape(-1, 28, 28)
         if not np.isfinite(pixels).all() or pixels.min() < 0 or pixels.max() > 1:
             raise MalformedRequest("input 'image' must hold ink intensities in [0, 1] (an MNIST pixel / 255)")
-        return (await score_ink_maps(pixels, service, model)).numpy()
+        probs, judged = await score_ink_maps(pixels, service, model)
+        return probs.numpy(), [str(v) for v in judged] if judged is not None else None
     if tensor.name == "image_bytes":
         if tensor.datatype != "BYTES":
             raise MalformedRequest(f"input 'image_bytes' must be BYTES, got {tensor.datatype}")
         if len(tensor.shape) != 1:
             raise MalformedRequest(f"input 'image_bytes' must have shape [N], got {tensor.shape}")
-        batch = await score_uploads(list(tensor.data), service, model)  # type: ignore[arg-type]
+        batch = await score_uploads([bytes(b) for b in tensor.data], service, model)
         failed = [(i, r) for i, r in enumerate(batch.results) if isinstance(r, DomainError)]
         if failed:
             i, error = failed[0]
             raise MalformedRequest(f"image_bytes[{i}]: {error.message}")
-        return np.stack([r.probabilities.numpy() for r in batch.results])  # type: ignore[union-attr]
+        scored = [r for r in batch.results if not isinstance(r, DomainError)]
+        verdicts = [str(r.verdict) for r in scored if r.verdict is not None]
+        return np.stack([r.probabilities.numpy() for r in scored]), verdicts if len(verdicts) == len(scored) else None
     raise MalformedRequest(f"unknown input {tensor.name!r}; this model takes 'image' or 'image_bytes'")

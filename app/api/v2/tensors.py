@@ -20,7 +20,7 @@ import numpy as np
 
 from convlens.app.core.errors import MalformedRequest
 
-DTYPES = {"FP32": np.dtype("<f4"), "INT64": np.dtype("<i8")}
+DTYPES: dict[str, np.dtype[Any]] = {"FP32": np.dtype("<f4"), "INT64": np.dtype("<i8")}
 HEADER_LENGTH = "Inference-Header-Content-Length"
 
 
@@ -166,6 +166,16 @@ def encode_response(header: dict[str, Any], tensors: list[tuple[Tensor, bool]]) 
     outputs, blobs = [], []
     for tensor, binary in tensors:
         entry: dict[str, Any] = {"name": tensor.name, "datatype": tensor.datatype, "shape": tensor.shape}
+        if tensor.datatype == "BYTES":  # outputs' BYTES are text (the verdict): plain strings in JSON
+            items = [bytes(b) for b in tensor.data]
+            if binary:
+                blob = b"".join(struct.pack("<I", len(b)) + b for b in items)
+                entry["parameters"] = {"binary_data_size": len(blob)}
+                blobs.append(blob)
+            else:
+                entry["data"] = [b.decode() for b in items]
+            outputs.append(entry)
+            continue
         array = np.asarray(tensor.data)
         if binary:
             blob = array.astype(DTYPES[tensor.datatype]).tobytes()

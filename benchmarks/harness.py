@@ -1,5 +1,6 @@
 """What tests and benchmarks share: fixture data, upload builders, the hostile corpus, and
-a real server process. Benchmarks import this module; it imports no benchmark.
+a real server process. Both import it from here, so imports run one way only: tests may
+import benchmarks (they test them), benchmarks never import tests.
 
 The hostile corpus is one list of (name, request kwargs, expected status, expected error
 code or digit check), generated here; tests/test_hostile.py runs one test per case and
@@ -32,7 +33,7 @@ from convlens.model.uploads import encode
 __all__ = ["encode"]
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = ROOT / "tests" / "fixtures"
 BOUNDARY = "convlensbenchboundary"
 
 

@@ -1,0 +1,307 @@
+"""Train the verdict network: is the 28 x 28 input one digit, not a digit, or several?
+
+    python -m model.train_verdict --data-dir data/mnist --out-dir weights/verdict
+    python -m model.train_verdict --smoke --data-dir tests/fixtures/mnist --out-dir /tmp/v
+
+The article's network with three outputs (outlier exposure: Hendrycks et al., 2019).
+Digits: MNIST training digits as they are, and rendered as uploads by the families the
+digit networks train on and by `nondigits.as_upload`; not digits: the training families of
+`model/nondigits.py` (DejaVu Sans letters and words, pen-drawn letters, scribbles,
+hatching, noise, formula textures, some of scikit-image's photographs); several digits:
+two to four MNIST training digits side by side. Everything an upload goes through passes
+the service's own preprocessing, so the network judges what it will be shown.
+
+The served rule: "digit" unless the digit probability falls below a threshold chosen on
+the validation digits (MNIST digits 50,000-59,999 and their uploads) to flag at most
+`--max-flagged` of them; then whichever of the other two is likelier. Deterministic for
+a seed and thread count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import shlex
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from convlens.model.augment import AugmentConfig, augment
+from convlens.model.card import CARD_FILE, WEIGHTS_FILE
+from convlens.model.checkpoint import save_checkpoint
+from convlens.model.data import DatasetError, load_split
+from convlens.model.evaluate import normalize
+from convlens.model.net import VERDICT, VERDICT_CLASSES, ConvNet, NetConfig, count_parameters
+from convlens.model.nondigits import TRAIN_NOT_A_DIGIT, TRAIN_SEVERAL, Family, as_upload
+
+log = logging.getLogger("model.train_verdict")
+DIGIT, NOT_A_DIGIT, SEVERAL = range(3)
+MAX_PIXELS = 50_000_000
+
+
+def _preprocessed(data: bytes) -> np.ndarray | None:
+    from convlens.app.core.errors import DomainError
+    from convlens.app.imaging.preprocess import preprocess
+
+    try:
+        return np.round(preprocess(data, MAX_PIXELS).pixels * 255).astype(np.uint8)
+    except DomainError:
+        return None  # blank after preprocessing: the service answers blank_image, not a verdict
+
+
+def render_family(name: str, n: int, seed: int, digits: np.ndarray) -> np.ndarray:
+    """n pictures of a non-digit family as uploads, preprocessed: (n', 28, 28) uint8.
+    A third are sent through the digit networks' own upload families too (from their
+    28 x 28 input), so no renderer is a sign of "not a digit"."""
+    from convlens.model.uploads import TRAIN, TRAINING_FAMILIES
+
+    family: Family = {**TRAIN_NOT_A_DIGIT, **TRAIN_SEVERAL}[name]
+    rng = np.random.default_rng(seed)
+    kinds = [k for k in TRAINING_FAMILIES if k != "typed"]
+    out = []
+    for i in range(n):
+        x = _preprocessed(as_upload(family(rng, digits), rng)[0])
+        if x is not None and i % 3 == 0:
+            # the digit families assume a digit's ink: a speck's crop can come out empty
+            with contextlib.suppress(ValueError, IndexError):
+                x = _preprocessed(TRAINING_FAMILIES[kinds[int(rng.integers(len(kinds)))]](x, 0, rng, TRAIN)[0])
+        if x is not None:
+            out.append(x)
+    return np.stack(out) if out else np.zeros((0, 28, 28), np.uint8)
+
+
+def render_digits(images: np.ndarray, seed: int) -> np.ndarray:
+    """Digits through `as_upload` (the renderer the other classes use) and preprocessing."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for d in images:
+        x = _preprocessed(as_upload(1.0 - d.astype(np.float32) / 255, rng)[0])
+        if x is not None:
+            out.append(x)
+    return np.stack(out) if out else np.zeros((0, 28, 28), np.uint8)
+
+
+def _digit_uploads(images: np.ndarray, labels: np.ndarray, seed: int) -> np.ndarray:
+    from convlens.model.upload_pool import render
+
+    return render(images, labels, seed)[0]
+
+
+def build_set(
+    digits: np.ndarray, labels: np.ndarray, n_uploads: int, n_per_family: int, seed: int, workers: int
+) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """Inputs and verdict labels: every digit as it is, `n_uploads` of them rendered
+    (half by the digit families, half by `as_upload`), `n_per_family` of each other family."""
+    rng = np.random.default_rng(seed)
+    pick = rng.permutation(len(digits))[:n_uploads]
+    half = len(pick) // 2
+    chunk = 500
+    jobs: list[tuple[str, Any, tuple[Any, ...]]] = []
+    for s in range(0, half, chunk):
+        part = pick[s : min(s + chunk, half)]
+        jobs.append(("digit_uploads", _digit_uploads, (digits[part], labels[part], seed * 7919 + s)))
+    for s in range(half, len(pick), chunk):
+        jobs.append(("digit_as_upload", render_digits, (digits[pick[s : s + chunk]], seed * 7907 + s)))
+    for k, name in enumerate([*TRAIN_NOT_A_DIGIT, *TRAIN_SEVERAL]):
+        for s in range(0, n_per_family, chunk):
+            jobs.append((name, render_family, (name, min(chunk, n_per_family - s), seed * 7901 + k * 1000 + s, digits)))
+    if workers > 1:
+        with ProcessPoolExecutor(workers, initializer=_one_thread) as pool:
+            parts = list(pool.map(_run_job, jobs))
+    else:
+        parts = [_run_job(j) for j in jobs]
+    xs, ys, counts = [digits], [np.full(len(digits), DIGIT)], {"mnist_digits": len(digits)}
+    for (name, _, _), x in zip(jobs, parts, strict=True):
+        verdict = DIGIT if name.startswith("digit") else SEVERAL if name in TRAIN_SEVERAL else NOT_A_DIGIT
+        xs.append(x)
+        ys.append(np.full(len(x), verdict))
+        counts[name] = counts.get(name, 0) + len(x)
+    return np.concatenate(xs), np.concatenate(ys).astype(np.int64), counts
+
+
+def _run_job(job: tuple[str, Any, tuple[Any, ...]]) -> np.ndarray:
+    return job[1](*job[2])
+
+
+def _one_thread() -> None:
+    torch.set_num_threads(1)  # the rendering processes share the cores among themselves
+
+
+@torch.no_grad()
+def verdict_probabilities(model: ConvNet, images: np.ndarray, batch: int = 2000) -> torch.Tensor:
+    model.eval()
+    parts = [
+        model(normalize(torch.from_numpy(images[i : i + batch]).unsqueeze(1))).softmax(1)
+        for i in range(0, len(images), batch)
+    ]
+    return torch.cat(parts) if parts else torch.zeros(0, 3)
+
+
+def choose_threshold(p_digit: torch.Tensor, max_flagged: float) -> float:
+    """The digit probability below which an input is flagged: the `max_flagged` quantile
+    of the validation digits' own digit probabilities."""
+    return float(torch.quantile(p_digit.double(), max_flagged)) if len(p_digit) else 0.5
+
+
+def verdicts(probs: torch.Tensor, threshold: float) -> torch.Tensor:
+    """The served rule (the service's `app/core/verdict.py` applies the same one)."""
+    other = torch.where(probs[:, SEVERAL] > probs[:, NOT_A_DIGIT], SEVERAL, NOT_A_DIGIT)
+    return torch.where(probs[:, DIGIT] >= threshold, DIGIT, other)
+
+
+def train(
+    x: np.ndarray,
+    y: np.ndarray,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    quiet: bool,
+    config: NetConfig = VERDICT,
+) -> tuple[ConvNet, list[dict[str, float]]]:
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    model = ConvNet(config)
+    images, labels = torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y)
+    # each class weighs as much as the others in the loss, whatever its count
+    weight = len(labels) / (3 * torch.bincount(labels, minlength=3).clamp(min=1).float())
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    steps = epochs * -(-len(images) // batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
+    aug = AugmentConfig()
+    history = []
+    for epoch in range(1, epochs + 1):
+        model.train()
+        start, loss_sum = time.perf_counter(), 0.0
+        order = torch.randperm(len(images), generator=gen)
+        for i in range(0, len(images), batch_size):
+            idx = order[i : i + batch_size]
+            xb = normalize(augment(images[idx].float() / 255, aug, gen))
+            loss = F.cross_entropy(model(xb), labels[idx], weight=weight)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            loss_sum += loss.item() * len(idx)
+        row = {
+            "epoch": epoch,
+            "train_loss": round(loss_sum / len(images), 5),
+            "seconds": round(time.perf_counter() - start, 1),
+        }
+        history.append(row)
+        if not quiet:
+            log.info("epoch %d: %s", epoch, row)
+    model.eval()
+    return model, history
+
+
+def rates(model: ConvNet, x: np.ndarray, y: np.ndarray, threshold: float) -> dict[str, float]:
+    got = verdicts(verdict_probabilities(model, x), threshold)
+    y_t = torch.from_numpy(y)
+    out = {}
+    for k, name in enumerate(VERDICT_CLASSES):
+        mine = y_t == k
+        if mine.any():
+            out[f"{name}_recall"] = round(float((got[mine] == k).float().mean()), 5)
+            if k:
+                out[f"{name}_flagged"] = round(float((got[mine] != DIGIT).float().mean()), 5)
+    return out
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", default="data/mnist", help="MNIST IDX files (default: %(default)s)")
+    p.add_argument("--out-dir", default="weights/verdict", help="default: %(default)s")
+    p.add_argument("--epochs", type=int, default=12, help="default: %(default)s")
+    p.add_argument("--batch-size", type=int, default=256, help="default: %(default)s")
+    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default: %(default)s)")
+    p.add_argument(
+        "--uploads", type=int, default=16000, help="training digits rendered as uploads (default: %(default)s)"
+    )
+    p.add_argument("--per-family", type=int, default=2500, help="inputs of each other family (default: %(default)s)")
+    p.add_argument(
+        "--val", type=int, default=10000, help="MNIST training digits kept for validation (default: %(default)s)"
+    )
+    p.add_argument(
+        "--max-flagged", type=float, default=0.001, help="share of validation digits flagged (default: %(default)s)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="default: %(default)s")
+    p.add_argument("--workers", type=int, default=2, help="processes rendering uploads (default: %(default)s)")
+    p.add_argument("--no-verify", action="store_true", help="accept data whose checksums are not MNIST's (subsets)")
+    p.add_argument("--smoke", action="store_true", help="tiny run for tests: 1 epoch, few inputs, no checksums")
+    p.add_argument("--quiet", action="store_true")
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.epochs, args.uploads, args.per_family, args.val, args.no_verify = 1, 100, 40, 200, True
+    if not 0 <= args.max_flagged < 1:
+        p.error("--max-flagged must be in [0, 1)")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
+    try:
+        train_split = load_split(args.data_dir, "train", verify=not args.no_verify)
+    except DatasetError as e:
+        print(f"error: {e}", file=sys.stderr)  # noqa: T201
+        return 2
+    started = time.perf_counter()
+    n = len(train_split.images)
+    n_val = min(args.val, n // 5)
+    fit_x, fit_y = train_split.images[: n - n_val], train_split.labels[: n - n_val]
+    val_x, val_y = train_split.images[n - n_val :], train_split.labels[n - n_val :]
+    x, y, counts = build_set(fit_x, fit_y, args.uploads, args.per_family, args.seed, args.workers)
+    vx, vy, vcounts = build_set(
+        val_x,
+        val_y,
+        max(2, args.uploads * n_val // max(len(fit_x), 1)),
+        max(2, args.per_family // 5),
+        args.seed + 1,
+        args.workers,
+    )
+    log.info("training set %s; validation set %s", counts, vcounts)
+    model, history = train(x, y, args.epochs, args.batch_size, args.lr, args.seed, args.quiet)
+    p_val = verdict_probabilities(model, vx)
+    threshold = choose_threshold(p_val[torch.from_numpy(vy) == DIGIT, DIGIT], args.max_flagged)
+    out = Path(args.out_dir)
+    sha = save_checkpoint(model, out / WEIGHTS_FILE)
+    card = {
+        "name": "verdict",
+        "version": f"verdict-{sha[:12]}",
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "description": "Judges whether a preprocessed upload is one digit, not a digit, or several digits.",
+        "architecture": model.config.to_dict(),
+        "parameters": count_parameters(model),
+        "verdict": {
+            "classes": list(VERDICT_CLASSES),
+            "threshold": round(threshold, 6),
+            "max_flagged": args.max_flagged,
+        },
+        "training": {
+            "command": "python -m model.train_verdict " + shlex.join(argv if argv is not None else sys.argv[1:]),
+            "seed": args.seed,
+            "epochs": args.epochs,
+            "seconds": round(time.perf_counter() - started, 1),
+            "history": history,
+            "inputs": counts,
+        },
+        "validation": {"inputs": vcounts, **rates(model, vx, vy, threshold)},
+        "weights": {"file": WEIGHTS_FILE, "sha256": sha},
+    }
+    (out / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
+    log.info("verdict network: threshold %.4f, validation %s", threshold, card["validation"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,144 @@
+"""The verdict: one digit, not a digit, several digits, or blank; on every protocol."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from benchmarks.harness import mnist_fixture
+from convlens.app.core.verdict import Judge, decide
+from convlens.model.checkpoint import CheckpointError
+from convlens.model.nondigits import drawn_shape, mpl_fonts, noise, several_digits, typeset
+from convlens.model.uploads import encode
+
+UPLOADS = Path(__file__).parent / "fixtures" / "uploads"
+
+
+def _png(gray: np.ndarray) -> bytes:
+    return encode(Image.fromarray(np.clip(gray * 255, 0, 255).astype(np.uint8)), "PNG")
+
+
+def _on_paper(ink: np.ndarray, margin: int = 20) -> bytes:
+    return _png(np.pad(1.0 - ink, margin, constant_values=1.0))
+
+
+def _verdict(client, data: bytes) -> dict:
+    r = client.post("/v1/predict", files={"file": ("x.png", data, "image/png")})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_the_rule_is_digit_above_the_threshold_then_the_likelier_other():
+    assert decide(torch.tensor([0.30, 0.60, 0.10]), 0.25) == "digit"
+    assert decide(torch.tensor([0.20, 0.70, 0.10]), 0.25) == "not_a_digit"
+    assert decide(torch.tensor([0.20, 0.30, 0.50]), 0.25) == "several_digits"
+
+
+@pytest.mark.parametrize("letter", ["x", "K", "H", "M", "#", "&"])
+def test_a_typed_letter_is_not_a_digit(client, letter):
+    # (docs/verdict.md lists what it still takes for a digit: an "A", a "?", a "%")
+    font = ImageFont.truetype(str(mpl_fonts()[0]), 120)  # STIX: a font the verdict network never saw
+    img = Image.new("L", (200, 200), 255)
+    ImageDraw.Draw(img).text((40, 20), letter, fill=0, font=font)
+    body = _verdict(client, encode(img, "PNG"))
+    assert body["verdict"] == "not_a_digit", body["verdict_scores"]
+    assert 0 <= body["digit"] <= 9 and len(body["probabilities"]) == 10  # the guess is still there
+
+
+def test_hand_drawn_shapes_and_noise_are_mostly_not_digits(client):
+    rng = np.random.default_rng(3)
+    shapes = [drawn_shape(rng, np.zeros((1, 28, 28), np.uint8)) for _ in range(12)]
+    verdicts = [_verdict(client, _png(np.pad(s, 10, constant_values=1.0)))["verdict"] for s in shapes]
+    assert verdicts.count("not_a_digit") >= 5, verdicts  # 6 of these 12 (the family: 59 %, docs/verdict.md)
+    assert _verdict(client, _png(noise(np.random.default_rng(0), np.zeros(0))))["verdict"] == "not_a_digit"
+    uniform = np.random.default_rng(1).random((64, 64))
+    assert _verdict(client, _png(uniform))["verdict"] == "not_a_digit"
+
+
+def test_two_to_four_digits_are_flagged_and_mostly_read_as_several(client):
+    digits = mnist_fixture("test").images
+    rng = np.random.default_rng(7)
+    pictures = [np.pad(several_digits(rng, digits), 12, constant_values=1.0) for _ in range(12)]
+    verdicts = [_verdict(client, _png(p))["verdict"] for p in pictures]
+    assert verdicts.count("digit") <= 3 and verdicts.count("several_digits") >= 4, verdicts
+    typed = typeset("42", mpl_fonts()[0], 120)
+    assert _verdict(client, _on_paper(typed))["verdict"] != "digit"
+
+
+def test_blank_paper_is_the_blank_image_error(client):
+    for gray in (np.full((300, 400), 0.93), np.where(np.arange(300)[:, None] % 25 == 0, 0.7, 0.95) * np.ones((1, 400))):
+        r = client.post("/v1/predict", files={"file": ("x.png", _png(gray), "image/png")})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "blank_image"
+
+
+def test_real_digits_keep_the_digit_verdict(client, mnist_test):
+    files = [
+        ("files", (f"{i}.png", encode(Image.fromarray(d), "PNG"), "image/png"))
+        for i, d in enumerate(mnist_test.images[:16])
+    ]
+    body = client.post("/v1/predict/batch", files=files).json()
+    assert [r["prediction"]["verdict"] for r in body["results"]] == ["digit"] * 16
+    for path in sorted(UPLOADS.glob("*.png")):
+        assert _verdict(client, path.read_bytes())["verdict"] == "digit", path.name
+
+
+def test_all_fixture_digits_through_the_verdict_network(mnist_test, settings):
+    """The 1,000 committed MNIST test digits: at most 2 flagged (the card's target is 0.2 %)."""
+    from convlens.app.core.served_model import to_tensor
+
+    judge = Judge.load(settings.verdict_dir)
+    probs = judge.probabilities(to_tensor(list(mnist_test.images.astype(np.float32) / 255)))
+    flagged = sum(decide(p, judge.threshold) != "digit" for p in probs)
+    assert flagged <= 2
+
+
+def test_the_openapi_schema_names_the_four_verdicts(client):
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["Prediction"]["properties"]["verdict"]
+    values = next(s["enum"] for s in schema["anyOf"] if "enum" in s)
+    assert sorted(values) == ["blank", "digit", "not_a_digit", "several_digits"]
+
+
+def test_v2_infer_returns_the_verdict_as_a_bytes_tensor(client, mnist_test):
+    x = np.stack([mnist_test.images[0] / 255.0, np.random.default_rng(0).random((28, 28))]).astype(np.float32)
+    body = {"inputs": [{"name": "image", "datatype": "FP32", "shape": [2, 1, 28, 28], "data": x.ravel().tolist()}]}
+    out = {o["name"]: o for o in client.post("/v2/models/shipped/infer", json=body).json()["outputs"]}
+    assert out["verdict"]["datatype"] == "BYTES" and out["verdict"]["shape"] == [2]
+    assert out["verdict"]["data"] == ["digit", "not_a_digit"]
+    meta = client.get("/v2/models/shipped").json()
+    assert {"name": "verdict", "datatype": "BYTES", "shape": [-1]} in meta["outputs"]
+
+
+def test_the_models_list_shows_the_verdict_card(client):
+    card = client.get("/v1/models").json()["verdict"]
+    assert card["classes"] == ["digit", "not_a_digit", "several_digits"]
+    assert 0 < card["threshold"] < 1 and card["parameters"] > 1000
+
+
+def test_a_verdict_folder_without_a_verdict_card_stops_startup(tmp_path, settings):
+    folder = tmp_path / "verdict"
+    folder.mkdir()
+    for name in ("model.safetensors", "model_card.json"):
+        (folder / name).write_bytes((settings.model_dir("article") / name).read_bytes())
+    with pytest.raises(CheckpointError, match="not a verdict network"):
+        Judge.load(folder)
+
+
+def test_verdicts_are_counted_in_the_metrics(client, mnist_test):
+    client.post(
+        "/v1/predict", files={"file": ("x.png", encode(Image.fromarray(mnist_test.images[1]), "PNG"), "image/png")}
+    )
+    assert 'convlens_verdicts_total{model="shipped",verdict="digit"}' in client.get("/metrics").text
+
+
+def test_training_smoke_run_writes_a_loadable_verdict_network(tmp_path):
+    from convlens.model import train_verdict
+
+    fixtures = Path(__file__).parent / "fixtures" / "mnist"
+    args = ["--smoke", "--data-dir", str(fixtures), "--out-dir", str(tmp_path), "--workers", "1", "--quiet"]
+    assert train_verdict.main(args) == 0
+    judge = Judge.load(tmp_path)
+    assert judge.card["verdict"]["classes"] == ["digit", "not_a_digit", "several_digits"]
+    assert 0 <= judge.threshold <= 1
+    assert judge.probabilities(torch.zeros(3, 1, 28, 28)).shape == (3, 3)
