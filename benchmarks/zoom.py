@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from convlens.benchmarks.realworld import Answer, Case, local_classifier
+from benchmarks.realworld import Answer, Case, local_classifier
 from convlens.model.uploads import encode, ink_box
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -212,7 +212,11 @@ async def _infer(request: Request, service: Service, model: ServedModel) -> Resp
     tensor = req.inputs[0]
     n = tensor.shape[0] if tensor.shape else 0
     # ink maps cost only their forward pass; image files are decoded and preprocessed each
-    limit = settings.max_infer_images if tensor.name == "image" else settings.max_images_per_request
+    limit = (
+        min(settings.max_infer_images, settings.max_queue)
+        if tensor.name == "image"
+        else settings.max_images_per_request
+    )
     if not 1 <= n <= limit:
         raise MalformedRequest(f"a request holds 1 to {limit} images in {tensor.name!r}, got {n}")
     probs, verdicts = await _probabilities(tensor, service, model)
