@@ -84,6 +84,14 @@ def _glyph_picture(rng: np.random.Generator, text: str, font_set: tuple[Path, ..
     raise RuntimeError("no font on this machine sets any of the glyphs")
 
 
+def _drawn_glyph_picture(rng: np.random.Generator, font_set: tuple[Path, ...]) -> Picture:
+    for _ in range(20):
+        ink = typeset(GLYPHS[int(rng.integers(len(GLYPHS)))], font_set[int(rng.integers(len(font_set)))], 64)
+        if ink.size:
+            return _paper(_handwritten(ink, rng))
+    raise RuntimeError("none of the fonts sets any of the glyphs")
+
+
 def _handwritten(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A typeset glyph redrawn with a constant-width pen along its skeleton, slanted and
     warped a little: a person's letter rather than a printer's."""
@@ -149,12 +157,7 @@ def typed_word(rng: np.random.Generator, digits: np.ndarray) -> Picture:
 
 def drawn_glyph(rng: np.random.Generator, digits: np.ndarray) -> Picture:
     """A DejaVu Sans letter or symbol redrawn with a pen."""
-    font = fonts("Sans", "Mono")
-    for _ in range(20):
-        ink = typeset(GLYPHS[int(rng.integers(len(GLYPHS)))], font[int(rng.integers(len(font)))], 64)
-        if ink.size:
-            return _paper(_handwritten(ink, rng))
-    raise RuntimeError("no font on this machine sets any of the glyphs")
+    return _drawn_glyph_picture(rng, fonts("Sans", "Mono"))
 
 
 def scribble(rng: np.random.Generator, digits: np.ndarray) -> Picture:
@@ -375,12 +378,7 @@ def drawn_shape(rng: np.random.Generator, digits: np.ndarray) -> Picture:
 
 def drawn_unseen_glyph(rng: np.random.Generator, digits: np.ndarray) -> Picture:
     """A letter or symbol from STIX or Computer Modern, redrawn with a pen."""
-    font_set = mpl_fonts()
-    for _ in range(20):
-        ink = typeset(GLYPHS[int(rng.integers(len(GLYPHS)))], font_set[int(rng.integers(len(font_set)))], 64)
-        if ink.size:
-            return _paper(_handwritten(ink, rng))
-    raise RuntimeError("matplotlib's fonts set none of the glyphs")
+    return _drawn_glyph_picture(rng, mpl_fonts())
 
 
 def unseen_photo(rng: np.random.Generator, digits: np.ndarray) -> Picture:

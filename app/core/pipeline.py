@@ -57,7 +57,7 @@ class Scored:
     answer: torch.Tensor  # (10,) or (13,): a row of ServedModel.answer
     preprocess_s: float
     total_s: float
-    verdict: Verdict | None = None  # None without a verdict network
+    verdict: Verdict | None = None  # None when the service runs without its verdict network
     judged: torch.Tensor | None = None  # (3,) the verdict network's probabilities
 
     @classmethod

@@ -162,7 +162,7 @@ const shapeText = (s) => s.join("×");
 // what the verdict network says, in words; "digit" needs none
 const VERDICT_NOTES = {
   not_a_digit: "That does not look like a digit. The guess above is what the network would say if it had to.",
-  several_digits: "I see several digits: read them all in “read a photo” mode.",
+  several_digits: "I see several digits. This page reads one digit at a time: draw or send them one by one.",
 };
 
 function showVerdict(p) {
