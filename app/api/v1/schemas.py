@@ -44,7 +44,7 @@ class Prediction(BaseModel):
     verdict: Verdict | None = Field(
         None,
         description="whether the upload is one digit: `digit`; `not_a_digit` (a letter, a symbol, a drawing, a "
-        "photo, noise); `several_digits` (read them with POST /v1/read); `blank` is never a 200 answer: an upload "
+        "photo, noise); `several_digits` (two or more digits); `blank` is never a 200 answer: an upload "
         "without ink is the 400 `blank_image` error. Null only when the service runs without its verdict network.",
     )
     verdict_scores: VerdictScores | None = Field(
