@@ -28,7 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
+from benchmarks.realworld import Case, heldout_split, tuning_split
+from convlens.model.data import load_split
 from convlens.model.nondigits import (
     BENCH_BLANK,
     BENCH_NOT_A_DIGIT,
@@ -38,6 +41,7 @@ from convlens.model.nondigits import (
     Family,
     as_upload,
 )
+from convlens.model.uploads import encode
 
 BENCH_SEED, SEEN_SEED = 11, 12
 
@@ -131,9 +135,6 @@ def table(title: str, groups: dict[str, list[Judged]], wanted: str, cut: float) 
 
 
 def main() -> None:
-    from benchmarks.realworld import heldout_split, tuning_split
-    from convlens.model.data import load_split
-
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", default="data/mnist", help="default: %(default)s")
     p.add_argument("--n", type=int, default=1000, help="uploads per family (default: %(default)s)")
@@ -148,17 +149,12 @@ def main() -> None:
     judge = http_judge(args.url) if args.url else local_judge()
     start = time.perf_counter()
 
-    from benchmarks.realworld import Case
-    from convlens.model.uploads import encode
-
     def digits_of(cases: list[Case]) -> dict[str, list[Judged]]:
         judged = judge([(c.data, c.content_type) for c in cases])
         out: dict[str, list[Judged]] = {}
         for c, j in zip(cases, judged, strict=True):
             out.setdefault(c.family, []).append(j)
         return out
-
-    from PIL import Image
 
     mnist = judge([(encode(Image.fromarray(d), "PNG"), "image/png") for d in test.images])
     confidences = np.array([j.confidence for j in mnist])

@@ -142,3 +142,30 @@ def test_training_smoke_run_writes_a_loadable_verdict_network(tmp_path):
     assert judge.card["verdict"]["classes"] == ["digit", "not_a_digit", "several_digits"]
     assert 0 <= judge.threshold <= 1
     assert judge.probabilities(torch.zeros(3, 1, 28, 28)).shape == (3, 3)
+
+
+def test_without_the_verdict_network_the_verdict_is_null_and_v2_has_no_verdict_output(mnist_test):
+    from fastapi.testclient import TestClient
+
+    from convlens.app.config import Settings
+    from convlens.app.main import create_app
+
+    with TestClient(create_app(Settings(verdict=False, warmup=False))) as c:
+        data = encode(Image.fromarray(mnist_test.images[0]), "PNG")
+        body = c.post("/v1/predict", files={"file": ("x.png", data, "image/png")}).json()
+        assert body["verdict"] is None and body["verdict_scores"] is None and body["digit"] == mnist_test.labels[0]
+        assert c.get("/v1/models").json()["verdict"] is None
+        assert "verdict" not in {o["name"] for o in c.get("/v2/models/shipped").json()["outputs"]}
+        x = (mnist_test.images[:1] / 255.0).astype(np.float32).ravel().tolist()
+        inputs = [{"name": "image", "datatype": "FP32", "shape": [1, 1, 28, 28], "data": x}]
+        out = c.post("/v2/models/shipped/infer", json={"inputs": inputs}).json()["outputs"]
+        assert {o["name"] for o in out} == {"probabilities", "digit"}
+
+
+def test_verdict_is_not_a_model_name():
+    from pydantic import ValidationError
+
+    from convlens.app.config import Settings
+
+    with pytest.raises(ValidationError, match="verdict network"):
+        Settings(models=["shipped", "verdict"])
