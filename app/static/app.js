@@ -62,10 +62,22 @@ $("clear").addEventListener("click", () => {
 });
 
 // debounced: predict while drawing, at most every 200 ms
+// busy stays "1" from the first stroke until the answer for the last one is shown: an older
+// answer landing while the newest drawing is still being encoded must not clear it
+let encoding = false;
 function schedule(delay = 200) {
   document.body.dataset.busy = "1"; // lets tests (and styles) know an answer is on its way
   clearTimeout(timer);
-  timer = setTimeout(() => { if (dirty) pad.toBlob((b) => analyse(b, "image/png"), "image/png"); }, delay);
+  timer = setTimeout(() => {
+    timer = null;
+    if (!dirty) { settle(seq); return; }
+    encoding = true;
+    pad.toBlob((b) => { encoding = false; analyse(b, "image/png"); }, "image/png");
+  }, delay);
+}
+
+function settle(mine) {
+  if (mine === seq && timer === null && !encoding) document.body.dataset.busy = "0";
 }
 
 $("file").addEventListener("change", (ev) => {
@@ -128,7 +140,7 @@ async function analyse(blob, type) {
     if (e.name === "AbortError") return;
     showError(`Could not reach the server: ${e.message}`);
   } finally {
-    if (mine === seq) document.body.dataset.busy = "0";
+    settle(mine);
   }
 }
 
