@@ -111,26 +111,26 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
     return img
 
 
-def decode(img: Image.Image) -> Image.Image:
-    """The pixels of an opened image, upright, reduced to at most MAX_WORK_SIDE."""
+def decode(img: Image.Image, max_side: int = MAX_WORK_SIDE) -> Image.Image:
+    """The pixels of an opened image, upright, reduced to at most `max_side`."""
     w, h = img.size
     try:
-        if img.format in ("JPEG", "MPO") and max(w, h) > 2 * MAX_WORK_SIDE:
+        if img.format in ("JPEG", "MPO") and max(w, h) > 2 * max_side:
             # let libjpeg decode at 1/2, 1/4 or 1/8 scale: phone photos decode ~10x faster
             # (a side of 0 divides by zero inside Pillow: a 30 x 43,304 strip gets one)
-            side = MAX_WORK_SIDE / max(w, h)
+            side = max_side / max(w, h)
             img.draft("RGB", (max(1, int(w * side)), max(1, int(h * side))))
         ImageOps.exif_transpose(img, in_place=True)  # decodes, then turns the pixels upright
-        if max(img.size) > MAX_WORK_SIDE:
-            img = _reduce(img)
+        if max(img.size) > max_side:
+            img = _reduce(img, max_side)
     except (*DECODER_ERRORS, Image.DecompressionBombError) as e:
         raise UnreadableImage(f"the image is truncated or corrupt: {type(e).__name__}: {e}") from e
     return img
 
 
-def _reduce(img: Image.Image) -> Image.Image:
+def _reduce(img: Image.Image, max_side: int) -> Image.Image:
     w, h = img.size
-    scale = MAX_WORK_SIDE / max(w, h)
+    scale = max_side / max(w, h)
     if img.mode not in ("L", "LA", "RGB", "RGBA", "F", "I"):
         img = img.convert("RGBA" if "A" in img.getbands() or "transparency" in img.info else "RGB")
     if img.mode == "I":
@@ -298,11 +298,11 @@ def _stretch(ink: np.ndarray, noise: float) -> np.ndarray:
     strong = ink[ink > (floor + top) / 2]
     high = _percentile(strong, 99) if strong.size else top
     ink = np.clip((ink - floor) / max(high - floor, 1e-6), 0.0, 1.0, dtype=np.float32)
-    ink = _remove_rules(_remove_rules(ink, horizontal=True), horizontal=False)
-    return _drop_specks(ink) if noise > 0 else ink
+    ink = remove_rules(remove_rules(ink, horizontal=True), horizontal=False)
+    return drop_specks(ink) if noise > 0 else ink
 
 
-def _remove_rules(ink: np.ndarray, horizontal: bool) -> np.ndarray:
+def remove_rules(ink: np.ndarray, horizontal: bool) -> np.ndarray:
     """Ruled or squared paper: thin lines across most of the picture, at least two of
     them, are replaced by what lies beside them (so a stroke crossing a line stays whole).
     A digit's own bar is never thin enough: only lines under 3 % of the height qualify."""
@@ -325,7 +325,7 @@ def _remove_rules(ink: np.ndarray, horizontal: bool) -> np.ndarray:
     return a if horizontal else a.T
 
 
-def _drop_specks(ink: np.ndarray) -> np.ndarray:
+def drop_specks(ink: np.ndarray) -> np.ndarray:
     """Zero ink pixels with no inked 8-neighbour: sensor noise that would stretch the crop
     box across a whole photo. Strokes, even their faint anti-aliased edges, are never alone."""
     mask = ink > 0

@@ -1,0 +1,1 @@
+"""Reading every number on a page: ink, pieces, lines, cuts scored by the network."""

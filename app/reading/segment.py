@@ -1,0 +1,234 @@
+"""A page's ink -> lines -> words -> pieces small enough that every digit is one or more
+of them, and the 28 x 28 picture of any run of pieces.
+
+Over-segmentation: each connected stroke is a piece, and a stroke wider than a digit
+(digits that touch) is cut further at the valleys of its column profile. Which pieces
+belong together (a 5 drawn in two strokes, a digit cut in two) and which cut is right
+is not decided here but by the network (`convlens.app.reading.decode`): this module only
+offers the candidates.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from convlens.app.core.errors import BlankImage
+from convlens.app.imaging.preprocess import centre, fit
+
+INK_LEVEL = 0.35  # a pixel is a stroke's when its ink is above this
+MIN_AREA = 6  # fewer pixels than this: a speck
+MAX_COMPONENTS = 3000  # more than this on one page (a carpet, a photo): the biggest are read
+FLAT = 8.0  # a stroke this many times wider than tall is a rule, an underline, a page edge
+MIN_HEIGHT = 8  # digits shorter than this (working pixels) are not read
+SAME_LINE = 0.5  # a stroke joins a line whose band covers this share of its height
+SPECK = 0.25  # strokes smaller than this share of the line's digit height on both sides are dots
+WORD_GAP = 0.75  # a gap wider than this share of the digit height starts a new number
+SPLIT_WIDTH = 0.7  # strokes wider than this share of the digit height may be several digits
+MIN_PIECE = 0.12  # cuts are at least this share of the digit height apart
+VALLEY = 0.6  # a cut's column holds at most this share of the ink of the columns beside it
+MAX_GROUP = 6  # a digit is at most this many pieces
+MAX_DIGIT_WIDTH = 1.5  # ... and at most this many digit heights wide
+MAX_CANDIDATES = 6000  # runs of pieces scored per page; beyond it the page is read in part
+
+
+@dataclass(frozen=True)
+class Piece:
+    label: int  # the connected stroke it is part of
+    x0: int  # its columns, x1 exclusive (working pixels)
+    x1: int
+    y0: int  # the rows its ink spans within those columns
+    y1: int
+
+
+@dataclass
+class Word:
+    """Pieces close together on one line, left to right: one number, or a label."""
+
+    pieces: list[Piece]
+    height: float  # the line's digit height
+
+
+@dataclass
+class Layout:
+    labels: np.ndarray  # (h, w) int32 connected strokes, 0 = paper
+    ink: np.ndarray
+    lines: list[list[Word]] = field(default_factory=list)  # top to bottom
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
+class _Stroke:
+    label: int
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+    area: int
+
+    @property
+    def h(self) -> int:
+        return self.y1 - self.y0
+
+    @property
+    def w(self) -> int:
+        return self.x1 - self.x0
+
+
+def _strokes(ink: np.ndarray) -> tuple[np.ndarray, list[_Stroke], bool]:
+    labels, n = ndimage.label(ink > INK_LEVEL, structure=np.ones((3, 3), bool))
+    if n == 0:
+        return labels, [], False
+    areas = np.bincount(labels.ravel(), minlength=n + 1)
+    strokes = [
+        _Stroke(i + 1, sl[0].start, sl[0].stop, sl[1].start, sl[1].stop, int(areas[i + 1]))
+        for i, sl in enumerate(ndimage.find_objects(labels))
+        if sl is not None and areas[i + 1] >= MIN_AREA
+    ]
+    strokes = [s for s in strokes if s.w < FLAT * s.h]
+    truncated = len(strokes) > MAX_COMPONENTS
+    if truncated:
+        strokes = sorted(strokes, key=lambda s: -s.area)[:MAX_COMPONENTS]
+    return labels, strokes, truncated
+
+
+def _band(members: list[_Stroke]) -> tuple[float, float]:
+    """A line's band: the median top and bottom of its taller strokes."""
+    tall = max(s.h for s in members)
+    core = [s for s in members if s.h >= 0.5 * tall]
+    return float(np.median([s.y0 for s in core])), float(np.median([s.y1 for s in core]))
+
+
+def _lines(strokes: list[_Stroke]) -> list[list[_Stroke]]:
+    """Tallest strokes first: they set the bands the small ones (a 5's bar) fall into."""
+    lines: list[list[_Stroke]] = []
+    bands: list[tuple[float, float]] = []
+    for s in sorted(strokes, key=lambda s: -s.h):
+        best, best_overlap = -1, 0.0
+        for i, (top, bottom) in enumerate(bands):
+            overlap = min(bottom, s.y1) - max(top, s.y0)
+            if overlap >= SAME_LINE * min(s.h, bottom - top) and overlap > best_overlap:
+                best, best_overlap = i, overlap
+        if best < 0:
+            lines.append([s])
+            bands.append((s.y0, s.y1))
+        else:
+            lines[best].append(s)
+            bands[best] = _band(lines[best])
+    order = sorted(range(len(lines)), key=lambda i: sum(bands[i]))
+    return [lines[i] for i in order]
+
+
+def _height(members: list[_Stroke]) -> float:
+    tall = max(s.h for s in members)
+    return float(np.median([s.h for s in members if s.h >= 0.5 * tall]))
+
+
+def _cuts(labels: np.ndarray, s: _Stroke, height: float) -> list[int]:
+    """Columns where touching digits may part: the valleys of the stroke's column profile
+    (its ink per column) that it rises well out of on both sides, as it does between two
+    digits' bodies; not the level stretches of one slanted stroke."""
+    profile = (labels[s.y0 : s.y1, s.x0 : s.x1] == s.label).sum(0).astype(np.float32)
+    k = max(1, round(0.06 * height))
+    smooth = np.convolve(profile, np.ones(k, np.float32) / k, mode="same")
+    gap = max(2, round(MIN_PIECE * height))
+    reach = max(gap, round(0.5 * height))
+    valleys = []
+    for x in range(gap, s.w - gap):
+        left, right = smooth[max(0, x - reach) : x].max(), smooth[x + 1 : x + 1 + reach].max()
+        if smooth[x] <= VALLEY * min(left, right):
+            valleys.append(x)
+    chosen: list[int] = []
+    for x in sorted(valleys, key=lambda x: (smooth[x], x)):
+        if all(abs(x - c) >= gap for c in chosen):
+            chosen.append(x)
+    return sorted(s.x0 + c for c in chosen)
+
+
+def _piece(labels: np.ndarray, label: int, x0: int, x1: int, y0: int, y1: int) -> Piece | None:
+    rows = np.flatnonzero((labels[y0:y1, x0:x1] == label).any(1))
+    return Piece(label, x0, x1, y0 + int(rows[0]), y0 + int(rows[-1]) + 1) if rows.size else None
+
+
+def _pieces(labels: np.ndarray, strokes: list[_Stroke], height: float) -> list[Piece]:
+    out: list[Piece] = []
+    for s in strokes:
+        edges = [s.x0, *(_cuts(labels, s, height) if s.w > SPLIT_WIDTH * height else []), s.x1]
+        for a, b in itertools.pairwise(edges):
+            p = _piece(labels, s.label, a, b, s.y0, s.y1)
+            if p is not None:
+                out.append(p)
+    return sorted(out, key=lambda p: (p.x0 + p.x1, p.y0))
+
+
+def _words(members: list[_Stroke], height: float) -> list[list[_Stroke]]:
+    words: list[list[_Stroke]] = []
+    right = -np.inf
+    for s in sorted(members, key=lambda s: s.x0):
+        if not words or s.x0 - right > WORD_GAP * height:
+            words.append([])
+        words[-1].append(s)
+        right = max(right, s.x1)
+    return words
+
+
+def layout(ink: np.ndarray) -> Layout:
+    labels, strokes, truncated = _strokes(ink)
+    out = Layout(labels, ink, truncated=truncated)
+    for members in _lines(strokes):
+        height = _height(members)
+        if height < MIN_HEIGHT:
+            continue
+        members = [s for s in members if max(s.h, s.w) >= SPECK * height]
+        words = [Word(_pieces(labels, w, height), height) for w in _words(members, height)]
+        out.lines.append([w for w in words if w.pieces])
+    return out
+
+
+def runs(word: Word) -> list[tuple[int, int]]:
+    """The runs of pieces [i, j) that could be one digit."""
+    out = []
+    for i in range(len(word.pieces)):
+        x0 = word.pieces[i].x0
+        for j in range(i + 1, min(i + MAX_GROUP, len(word.pieces)) + 1):
+            x1 = max(p.x1 for p in word.pieces[i:j])
+            if j > i + 1 and x1 - x0 > MAX_DIGIT_WIDTH * word.height:
+                break
+            out.append((i, j))
+    return out
+
+
+def cuts(word: Word) -> frozenset[int]:
+    """The boundaries between pieces of one stroke (where touching digits were parted)."""
+    return frozenset(i for i in range(1, len(word.pieces)) if word.pieces[i].label == word.pieces[i - 1].label)
+
+
+def box(pieces: list[Piece]) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of the pieces' ink, working pixels, x1 and y1 exclusive."""
+    return (
+        min(p.x0 for p in pieces),
+        min(p.y0 for p in pieces),
+        max(p.x1 for p in pieces),
+        max(p.y1 for p in pieces),
+    )
+
+
+def picture(layout: Layout, pieces: list[Piece]) -> np.ndarray | None:
+    """The pieces' own ink (with its faint rim, but not a neighbour's ink reaching into
+    their box), laid out as MNIST lays out a digit; None if they hold no clear ink."""
+    h, w = layout.labels.shape
+    x0, y0, x1, y1 = box(pieces)
+    x0, y0, x1, y1 = max(x0 - 1, 0), max(y0 - 1, 0), min(x1 + 1, w), min(y1 + 1, h)
+    labels = layout.labels[y0:y1, x0:x1]
+    mine = np.zeros(labels.shape, bool)
+    for p in pieces:
+        cols = slice(max(p.x0 - x0, 0), p.x1 - x0)
+        mine[:, cols] |= labels[:, cols] == p.label
+    mine |= ndimage.binary_dilation(mine) & (labels == 0)
+    try:
+        return centre(fit(np.where(mine, layout.ink[y0:y1, x0:x1], 0.0).astype(np.float32)))
+    except BlankImage:
+        return None
