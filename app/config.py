@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     expensive_concurrency: int = Field(1, ge=1)
     expensive_queue: int = Field(64, ge=0)
     expensive_reject_delay_ms: float = Field(250.0, ge=0, le=10_000)  # pause before that 503
+    # /v1/read: pages are read in their own low-priority gate, this many at once per
+    # process and this many waiting, so a burst of photos queues there, not before predictions
+    read_concurrency: int = Field(1, ge=1)
+    read_queue: int = Field(16, ge=0)
 
     warmup: bool = True
     # glibc keeps up to 64 MiB freed per heap for reuse instead of giving it back to the

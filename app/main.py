@@ -24,7 +24,7 @@ from PIL import Image
 from convlens.app.api.deps import require_api_key
 from convlens.app.api.errors import install_error_handlers
 from convlens.app.api.ops import health, page
-from convlens.app.api.v1 import features, insight, models, predict
+from convlens.app.api.v1 import features, insight, models, predict, read
 from convlens.app.api.v2 import routes as v2
 from convlens.app.config import Settings, get_settings
 from convlens.app.core.admission import Gate
@@ -103,17 +103,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             warm_up_preprocessing()
         thresholds = tune_gc(settings)
         start = time.perf_counter()
-        gate = Gate(
-            settings.expensive_concurrency,
-            settings.expensive_queue,
-            settings.retry_after_s,
-            settings.expensive_reject_delay_ms / 1000,
-        )
+        delay = settings.expensive_reject_delay_ms / 1000
+        gate = Gate(settings.expensive_concurrency, settings.expensive_queue, settings.retry_after_s, delay)
+        reading = Gate(settings.read_concurrency, settings.read_queue, settings.retry_after_s, delay)
         try:
             explainers = {model.name: Explainer(model) for model in models}
-            yield {"service": Service(settings, metrics, models, explainers, gate)}
+            yield {"service": Service(settings, metrics, models, explainers, gate, reading)}
         finally:
             gate.close()
+            reading.close()
             for model in models:  # queued inference finishes before the process exits
                 assert model.scheduler is not None
                 await model.scheduler.stop()
@@ -137,6 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(predict.router, dependencies=guarded)
     app.include_router(features.router, dependencies=guarded)
     app.include_router(insight.router, dependencies=guarded)
+    app.include_router(read.router, dependencies=guarded)
     app.include_router(v2.router, dependencies=guarded)
     app.include_router(models.router)
     app.include_router(health.router)

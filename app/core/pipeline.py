@@ -47,6 +47,7 @@ class Service:
     models: ModelRegistry
     explainers: dict[str, Explainer]
     expensive: Gate  # admission for the endpoints that cost 10-100x a prediction
+    reading: Gate  # admission for /v1/read: a page costs 100-1000x a prediction
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def _scored(
     return scored
 
 
-async def _open(data: bytes, settings: Settings) -> Image.Image:
+async def open_upload(data: bytes, settings: Settings) -> Image.Image:
     """The upload's header, checked; even that is read off the loop for a big upload."""
     if len(data) > INLINE_BYTES:
         return await run_in_threadpool(open_image, data, settings.max_pixels)
@@ -96,7 +97,7 @@ async def preprocess_upload(data: bytes, service: Service) -> tuple[Preprocessed
     """The 28 x 28 input for an upload, for the endpoints that need its pixels themselves
     (all of them expensive: a big upload is preprocessed at their low priority)."""
     start = time.perf_counter()
-    img = await _open(data, service.settings)
+    img = await open_upload(data, service.settings)
     # a 28 x 28 digit is done before a thread could even pick it up
     pre = preprocess_image(img) if is_cheap(data, img) else await service.expensive.run(preprocess_image, img)
     return pre, time.perf_counter() - start
@@ -115,7 +116,7 @@ async def score_upload(data: bytes, service: Service, model: ServedModel) -> Sco
     so that a photo's decode never holds up the other requests of its batch."""
     assert model.scheduler is not None
     start = time.perf_counter()
-    img = await _open(data, service.settings)
+    img = await open_upload(data, service.settings)
     t_open = time.perf_counter() - start
     if is_cheap(data, img):
         (pre, t_pre), probs = await model.scheduler.submit_to_prepare(img, _preprocess_in_batch)

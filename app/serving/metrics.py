@@ -37,6 +37,9 @@ class ServiceMetrics:
             ["model", "verdict"],
             registry=r,
         )
+        self.read = Counter(
+            "convlens_read", "What /v1/read found: pages, numbers and digits", ["model", "kind"], registry=r
+        )
         self.batch_size = Histogram(
             "convlens_inference_batch_size", "Images per forward pass", buckets=BATCH_BUCKETS, registry=r
         )
@@ -64,6 +67,11 @@ class ServiceMetrics:
         self.predictions.labels(model, str(digit)).inc()
         if verdict is not None:
             self.verdicts.labels(model, verdict).inc()
+
+    def count_reading(self, model: str, numbers: int, digits: int) -> None:
+        self.read.labels(model, "pages").inc()
+        self.read.labels(model, "numbers").inc(numbers)
+        self.read.labels(model, "digits").inc(digits)
 
     def observe_batch(self, size: int, wait_s: float, compute_s: float) -> None:
         self.batch_size.observe(size)

@@ -202,3 +202,47 @@ class Readiness(BaseModel):
     status: str
     model_version: str | None = Field(None, description="the default model's version")
     models: list[str] = Field([], description="every model served, all warmed up")
+
+
+# -- /v1/read ------------------------------------------------------------------------------
+
+PixelBox = list[int]
+BOX = "[x0, y0, x1, y1] in pixels of the upload as a person sees it (after EXIF orientation), x1 and y1 exclusive"
+
+
+class ReadDigit(BaseModel):
+    digit: int = Field(ge=0, le=9)
+    confidence: float = Field(ge=0, le=1, description="probability of `digit`")
+    box: PixelBox = Field(min_length=4, max_length=4, description=f"the digit's ink: {BOX}")
+    probabilities: list[float] = Field(min_length=10, max_length=10, description="softmax; index = digit")
+
+
+class ReadNumber(BaseModel):
+    text: str = Field(description="the digits, left to right", examples=["0755"])
+    confidence: float = Field(ge=0, le=1, description="the product of its digits' confidences")
+    box: PixelBox = Field(min_length=4, max_length=4, description=f"the union of its digits' boxes: {BOX}")
+    digits: list[ReadDigit]
+
+
+class ReadTiming(BaseModel):
+    segment_ms: float = Field(description="decoding, finding the ink and cutting it into candidates")
+    inference_ms: float = Field(description="scoring every candidate, queueing included, and choosing the cuts")
+    total_ms: float
+
+
+class ReadResponse(BaseModel):
+    numbers: list[ReadNumber] = Field(
+        description="in reading order: rows top to bottom, left to right within a row; a gap wider than 0.75 "
+        "of the digit height starts a new number. Empty when the image holds no digits."
+    )
+    width: int = Field(description="of the upload as a person sees it (after EXIF orientation)")
+    height: int
+    format: str
+    truncated: bool = Field(
+        description="the page held more ink than one request reads (over 3,000 strokes or 6,000 candidates): "
+        "what was read is here, the rest is not"
+    )
+    candidates: int = Field(description="pictures of possible digits the network scored")
+    model: str
+    model_version: str
+    timing: ReadTiming
