@@ -109,3 +109,27 @@ def test_the_upload_fuzzer_runs_and_its_first_mutants_break_nothing(tmp_path, ca
     out = capsys.readouterr().out
     assert out.startswith("2,000 mutants") and "unreadable_image" in out and "decoded" in out
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(("name", "kwargs", "status", "expect"), CORPUS, ids=[c[0] for c in CORPUS])
+def test_the_reader_refuses_what_predict_refuses(default_client, name, kwargs, status, expect):
+    """The same upload errors on /v1/read; an image without ink reads as no numbers."""
+    r = default_client.post("/v1/read", **kwargs)
+    body = r.json()
+    if expect == "blank_image":
+        assert r.status_code == 200 and body["numbers"] == [], name
+    elif status >= 400:
+        assert (r.status_code, body["error"]["code"]) == (status, expect), f"{name}: {r.text[:200]}"
+    else:
+        assert r.status_code == 200, f"{name}: {r.text[:200]}"
+    if expect == "digit":
+        assert [n["text"] for n in body["numbers"]] == [str(MNIST.labels[0])], name
+    assert default_client.get("/healthz").status_code == 200
+
+
+@pytest.mark.parametrize("path", HOSTILE, ids=[p.name for p in HOSTILE])
+def test_the_reader_survives_the_fuzzer_files(default_client, path):
+    kind = "image/jpeg" if path.suffix == ".jpg" else "image/tiff"
+    r = default_client.post("/v1/read", content=path.read_bytes(), headers={"content-type": kind})
+    assert r.status_code in (200, 400), r.text
+    assert default_client.get("/healthz").status_code == 200

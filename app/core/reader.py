@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from convlens.app.core.admission import Gate
+from convlens.app.core.scheduler import BatchScheduler
 from convlens.app.core.served_model import ServedModel, split_answer, to_tensor
 from convlens.app.core.verdict import Judge
 from convlens.app.reading import decode, segment
@@ -74,6 +75,7 @@ class Prepared:
 
 
 def prepare(img: Image.Image) -> Prepared:
+    """The page's runs of pieces and their pictures, ready for the network."""
     page = read_page(img)
     layout = segment.layout(page.ink)
     runs: list[list[tuple[int, int]]] = []
@@ -137,16 +139,23 @@ async def read(img: Image.Image, model: ServedModel, gate: Gate) -> Reading:
     assert scheduler is not None
     start = time.perf_counter()
     prep = await gate.run(prepare, img)
-    t_prep = time.perf_counter() - start
-    probs = np.zeros((0, 10), np.float32)
-    judged: np.ndarray | None = None
-    if len(prep.pictures):
-        x = to_tensor(list(prep.pictures))
-        step = scheduler.max_batch_size
-        parts = await asyncio.gather(*(scheduler.submit(x[i : i + step]) for i in range(0, len(x), step)))
-        p, j = split_answer(torch.cat(parts))
-        probs, judged = p.float().numpy(), (j.float().numpy() if j is not None else None)
-    return _reading(prep, probs, judged, model.judge, t_prep, start)
+    t_segment = time.perf_counter() - start
+    probs, judged = await _score(prep, scheduler)
+    return _reading(prep, probs, judged, model.judge, t_segment, start)
+
+
+async def _score(prep: Prepared, scheduler: BatchScheduler) -> tuple[np.ndarray, np.ndarray | None]:
+    if not len(prep.pictures):
+        return np.zeros((0, 10), np.float32), None
+    x = to_tensor(list(prep.pictures))
+    step = scheduler.max_batch_size
+    parts = await asyncio.gather(*(scheduler.submit(x[i : i + step]) for i in range(0, len(x), step)))
+    return _split(torch.cat(parts))
+
+
+def _split(out: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
+    p, j = split_answer(out)
+    return p.float().numpy(), (j.float().numpy() if j is not None else None)
 
 
 def read_here(img: Image.Image, model: ServedModel) -> Reading:
@@ -154,13 +163,12 @@ def read_here(img: Image.Image, model: ServedModel) -> Reading:
     and the benchmarks."""
     start = time.perf_counter()
     prep = prepare(img)
-    t_prep = time.perf_counter() - start
-    probs = np.zeros((0, 10), np.float32)
-    judged: np.ndarray | None = None
+    t_segment = time.perf_counter() - start
     if len(prep.pictures):
-        p, j = split_answer(model.answer(to_tensor(list(prep.pictures))))
-        probs, judged = p.float().numpy(), (j.float().numpy() if j is not None else None)
-    return _reading(prep, probs, judged, model.judge, t_prep, start)
+        probs, judged = _split(model.answer(to_tensor(list(prep.pictures))))
+    else:
+        probs, judged = np.zeros((0, 10), np.float32), None
+    return _reading(prep, probs, judged, model.judge, t_segment, start)
 
 
 def _reading(

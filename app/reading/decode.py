@@ -24,7 +24,7 @@ PER_DIGIT = 0.0  # added per digit read
 SKIP = -9.0  # the score of leaving one piece unread
 CUT = -3.0  # the score of parting two digits where a stroke runs on (touching digits)
 FULL_HEIGHT = 0.65  # a digit shorter than this share of its line's digit height ...
-SHORT = -8.0  # ... scores up to this much less: it is likely a piece of one
+SHORT = -16.0  # ... scores up to this much less: it is likely a piece of one
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,7 @@ from convlens.app.core.served_model import ServedModel
 router = APIRouter(prefix="/v1", tags=["read"])
 
 
-@router.post(
-    "/read", response_model=ReadResponse, responses={**UPLOAD_ERRORS, **errors(404)}, openapi_extra=IMAGE_BODY
-)
+@router.post("/read", response_model=ReadResponse, responses={**UPLOAD_ERRORS, **errors(404)}, openapi_extra=IMAGE_BODY)
 async def read(request: Request, service: ServiceDep, model: ModelDep) -> ReadResponse:
     """Read every handwritten number in a photo or scan: each digit with its box, numbers in reading order."""
     upload = await read_upload(request)
