@@ -1,4 +1,4 @@
-"""The `convlens` command: serve, predict, feature-maps, train, evaluate, export.
+"""The `convlens` command: serve, predict, read, feature-maps, train, evaluate, export.
 
 Exit codes: 0 success; 1 a file or request failed (bad image, API error); 2 bad usage;
 3 the server could not be reached; 4 the weights or data could not be loaded.
@@ -128,6 +128,82 @@ def _predict_local(files: tuple[str, ...], model: str | None, as_json: bool) -> 
 def predict(files: tuple[str, ...], url: str | None, model: str | None, as_json: bool) -> None:
     """Predict the digit in each image FILE."""
     sys.exit(_predict_remote(files, url, model, as_json) if url else _predict_local(files, model, as_json))
+
+
+def _show_reading(path: str, answer: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({"file": path, **answer}))
+    elif "error" in answer:
+        click.echo(f"{path}: error {answer['error']['code']}: {answer['error']['message']}")
+    else:
+        numbers = " ".join(n["text"] for n in answer["numbers"])
+        click.echo(f"{path}: {numbers or '(no numbers)'}" + (" (truncated)" if answer["truncated"] else ""))
+
+
+def _read_remote(files: tuple[str, ...], url: str, model: str | None, as_json: bool) -> int:
+    import httpx
+
+    from convlens.client import Client, ConvlensError
+
+    failed = 0
+    try:
+        with Client(url, timeout=120) as client:
+            for path in files:
+                try:
+                    answer = client.read(path, model).model_dump()
+                except ConvlensError as e:
+                    answer, failed = {"error": {"code": e.code, "message": e.message}}, failed + 1
+                    if e.code == "unknown_model":
+                        _show_reading(path, answer, as_json)
+                        return USAGE
+                except OSError as e:
+                    answer, failed = {"error": {"code": "unreadable_file", "message": str(e)}}, failed + 1
+                _show_reading(path, answer, as_json)
+    except httpx.TransportError as e:
+        _fail(f"cannot reach {url}: {e}", UNREACHABLE)
+    return FAILED if failed else OK
+
+
+def _read_local(files: tuple[str, ...], model: str | None, as_json: bool) -> int:
+    from convlens.app.api.v1.read import to_response
+    from convlens.app.config import Settings
+    from convlens.app.core.errors import DomainError
+    from convlens.app.core.reader import read_here
+    from convlens.app.core.served_model import ServedModel
+    from convlens.app.core.verdict import Judge
+    from convlens.app.imaging.preprocess import open_image
+    from convlens.model.checkpoint import CheckpointError
+
+    settings = Settings()
+    name = model or settings.default_model
+    if name not in settings.models:
+        _fail(f"unknown model {name!r}; choose from {', '.join(settings.models)}", USAGE)
+    try:
+        judge = Judge.load(settings.verdict_dir) if settings.verdict else None
+        served = ServedModel.load(name, settings.model_dir(name), settings.precision, judge)
+    except CheckpointError as e:
+        _fail(str(e), UNLOADABLE)
+    failed = 0
+    for path in files:
+        try:
+            img = open_image(Path(path).read_bytes(), settings.max_pixels)
+            answer: dict[str, Any] = to_response(read_here(img, served), served).model_dump()
+        except DomainError as e:
+            answer, failed = {"error": {"code": e.code, "message": e.message}}, failed + 1
+        except OSError as e:
+            answer, failed = {"error": {"code": "unreadable_file", "message": str(e)}}, failed + 1
+        _show_reading(path, answer, as_json)
+    return FAILED if failed else OK
+
+
+@main.command()
+@click.argument("photos", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--url", help="a running server, e.g. http://127.0.0.1:8000 (default: in-process, shipped weights)")
+@click.option("--model", help="shipped, article or mlp (default: the default model)")
+@click.option("--json", "as_json", is_flag=True, help="the full answer, one JSON object per photo")
+def read(photos: tuple[str, ...], url: str | None, model: str | None, as_json: bool) -> None:
+    """Read every number in each photo or scan: one line per photo, numbers in reading order."""
+    sys.exit(_read_remote(photos, url, model, as_json) if url else _read_local(photos, model, as_json))
 
 
 @main.command("feature-maps")

@@ -23,6 +23,7 @@ from convlens.app.api.v1.schemas import (
     ModelCard,
     ModelList,
     Prediction,
+    ReadResponse,
     ShiftExperiment,
 )
 
@@ -75,6 +76,10 @@ class _Requests:
         return "POST", "/v1/predict/batch", _params(model), [("files", _bytes(i)) for i in images]
 
     @staticmethod
+    def read(image: Image, model: str | None) -> tuple[str, str, dict, Any]:
+        return "POST", "/v1/read", _params(model), {"file": _bytes(image)}
+
+    @staticmethod
     def feature_maps(image: Image, model: str | None, layers: list[str] | None, png: bool) -> tuple:
         params = _params(model, layers=",".join(layers) if layers else None, png=str(png).lower())
         return "POST", "/v1/feature-maps", params, {"file": _bytes(image)}
@@ -116,6 +121,10 @@ class Client:
 
     def predict_batch(self, images: list[Image], model: str | None = None) -> BatchResponse:
         return self._send(_Requests.predict_batch(images, model), BatchResponse)
+
+    def read(self, image: Image, model: str | None = None) -> ReadResponse:
+        """Every number in a photo or scan, in reading order."""
+        return self._send(_Requests.read(image, model), ReadResponse)
 
     def feature_maps(
         self, image: Image, model: str | None = None, layers: list[str] | None = None, png: bool = False
@@ -165,6 +174,10 @@ class AsyncClient:
 
     async def predict_batch(self, images: list[Image], model: str | None = None) -> BatchResponse:
         return await self._send(_Requests.predict_batch(images, model), BatchResponse)
+
+    async def read(self, image: Image, model: str | None = None) -> ReadResponse:
+        """Every number in a photo or scan, in reading order."""
+        return await self._send(_Requests.read(image, model), ReadResponse)
 
     async def feature_maps(
         self, image: Image, model: str | None = None, layers: list[str] | None = None, png: bool = False

@@ -5,10 +5,12 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.harness import FIXTURES, ROOT, running_server
+from benchmarks.harness import FIXTURES, ROOT, mnist_fixture, running_server
+from benchmarks.pages import FAMILIES, page
 
 UPLOADS = sorted((FIXTURES / "uploads").glob("*.png"))
 LABELS = {p: int(p.stem.split("_")[-1]) for p in UPLOADS}
@@ -43,6 +45,24 @@ def test_exit_codes_scripts_can_rely_on(tmp_path):
     assert unreachable.returncode == 3 and unreachable.stderr.startswith("convlens: cannot reach")
 
 
+def test_read_prints_the_numbers_of_each_photo(tmp_path):
+    mnist = mnist_fixture()
+    sheet = page(FAMILIES["ordinary"], (mnist.images, mnist.labels), np.random.default_rng(11))
+    photo = tmp_path / "page.png"
+    photo.write_bytes(sheet.data)
+    out = convlens("read", str(photo), str(UPLOADS[0]), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == f"{photo}: " + " ".join(n.text for n in sheet.numbers)
+    assert lines[1] == f"{UPLOADS[0]}: {LABELS[UPLOADS[0]]}"
+    full = json.loads(convlens("read", str(photo), "--json", cwd=tmp_path).stdout)
+    assert [n["text"] for n in full["numbers"]] == [n.text for n in sheet.numbers]
+    assert all(len(d["box"]) == 4 for n in full["numbers"] for d in n["digits"])
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    assert convlens("read", str(bad)).returncode == 1
+
+
 @pytest.mark.slow
 def test_predict_and_feature_maps_against_a_real_server(tmp_path):
     with running_server({"WEB_CONCURRENCY": "1"}) as server:
@@ -63,4 +83,6 @@ def test_predict_and_feature_maps_against_a_real_server(tmp_path):
         assert r.returncode == 0 and Image.open(io.BytesIO(png.read_bytes())).size == remote.size
         missing = convlens("feature-maps", str(UPLOADS[0]), "--layer", "conv9", "-o", str(png), "--url", server.url)
         assert missing.returncode == 1 and "unknown_layer" in missing.stderr
+        remote_read = convlens("read", str(UPLOADS[0]), "--url", server.url)
+        assert remote_read.returncode == 0 and remote_read.stdout == f"{UPLOADS[0]}: {LABELS[UPLOADS[0]]}\n"
         assert server.terminate() == 0

@@ -5,7 +5,14 @@ import asyncio
 import pytest
 
 from benchmarks.harness import png_bytes, running_server
-from convlens.app.api.v1.schemas import BatchResponse, Explanation, FeatureMapsResponse, ModelList, Prediction
+from convlens.app.api.v1.schemas import (
+    BatchResponse,
+    Explanation,
+    FeatureMapsResponse,
+    ModelList,
+    Prediction,
+    ReadResponse,
+)
 from convlens.client import AsyncClient, Client, ConvlensError
 
 pytestmark = pytest.mark.slow
@@ -32,6 +39,8 @@ def test_sync_client(server, mnist_test, tmp_path):
         why = c.explain(path, method="saliency")
         assert isinstance(why, Explanation) and len(why.heatmap) == 28
         assert len(c.shift_experiment(path, max_shift=1).models) == 3
+        page = c.read(path)
+        assert isinstance(page, ReadResponse) and [n.text for n in page.numbers] == [str(mnist_test.labels[0])]
         models = c.models()
         assert isinstance(models, ModelList) and models.default == "shipped"
         assert c.model("article").parameters == 12_810
@@ -47,6 +56,8 @@ def test_async_client(server, mnist_test):
     async def run() -> list[int]:
         async with AsyncClient(server.url) as c:
             answers = await asyncio.gather(*(c.predict(png_bytes(mnist_test.images[i])) for i in range(8)))
+            page = await c.read(png_bytes(mnist_test.images[0]), model="article")
+            assert page.model == "article" and page.numbers[0].text == str(mnist_test.labels[0])
             with pytest.raises(ConvlensError):
                 await c.explain(png_bytes(mnist_test.images[0]), model="mlp", method="gradcam")
             return [a.digit for a in answers]
