@@ -85,8 +85,9 @@ class Settings(BaseSettings):
     def _consistent(self) -> Settings:
         if self.max_queue < self.max_batch_size:
             raise ValueError("max_queue must be at least max_batch_size")
-        if "verdict" in self.models:
-            raise ValueError("'verdict' is the verdict network's folder, not a model that reads digits")
+        for helper in ("verdict", "cuts"):
+            if helper in self.models:
+                raise ValueError(f"{helper!r} is the {helper} network's folder, not a model that reads digits")
         if not self.models or len(set(self.models)) != len(self.models):
             raise ValueError("models must name at least one model, each once")
         if self.default_model not in self.models:
@@ -99,6 +100,11 @@ class Settings(BaseSettings):
     @property
     def verdict_dir(self) -> Path:
         return self.weights_dir / "verdict"
+
+    @property
+    def cuts_dir(self) -> Path:
+        """The cut network /v1/read scores its candidate digits with."""
+        return self.weights_dir / "cuts"
 
 
 @lru_cache

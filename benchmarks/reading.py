@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from benchmarks.pages import FAMILIES, Box, TruePage, pages
+from benchmarks.pages import FAMILIES, Box, TrueNumber, TruePage, pages
 from convlens.model.data import load_split
 
 SEEDS = {"tune": 1, "heldout": 2}
@@ -113,19 +113,21 @@ class Tally:
         }
 
 
-def local_reader(model_name: str):  # type: ignore[no-untyped-def]
+def local_reader(model_name: str, use_cuts: bool = True):  # type: ignore[no-untyped-def]
     from convlens.app.config import Settings
     from convlens.app.core.reader import read_here
     from convlens.app.core.served_model import ServedModel
     from convlens.app.core.verdict import Judge
+    from convlens.app.reading.cuts import CutScorer
 
     settings = Settings()
     judge = Judge.load(settings.verdict_dir) if settings.verdict else None
     model = ServedModel.load(model_name, settings.weights_dir / model_name, judge=judge)
+    cuts = CutScorer.load(settings.cuts_dir) if use_cuts else None
 
     def read(p: TruePage) -> ReadPage:
         start = time.perf_counter()
-        r = read_here(Image.open(io.BytesIO(p.data)), model)
+        r = read_here(Image.open(io.BytesIO(p.data)), model, cuts)
         numbers = [(n.text, n.box, [d.box for d in n.digits]) for n in r.numbers]
         return ReadPage(numbers, time.perf_counter() - start)
 
@@ -139,13 +141,51 @@ def served_reader(url: str, model_name: str):  # type: ignore[no-untyped-def]
 
     def read(p: TruePage) -> ReadPage:
         start = time.perf_counter()
-        r = client.post("/v1/read", params={"model": model_name}, content=p.data, headers={"content-type": p.content_type})
+        r = client.post(
+            "/v1/read", params={"model": model_name}, content=p.data, headers={"content-type": p.content_type}
+        )
         r.raise_for_status()
         body = r.json()
         numbers = [(n["text"], tuple(n["box"]), [tuple(d["box"]) for d in n["digits"]]) for n in body["numbers"]]
         return ReadPage(numbers, time.perf_counter() - start)
 
     return read
+
+
+def _truth_json(p: TruePage) -> dict:
+    return {
+        "numbers": [[t.text, list(t.box), [list(b) for b in t.digits]] for t in p.numbers],
+        "size": [p.width, p.height],
+    }
+
+
+def dump(folder: Path, families: list[str], n: int, pool: tuple[np.ndarray, np.ndarray], seed: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    truth: dict[str, dict] = {}
+    for family in families:
+        for k, p in enumerate(pages(family, n, pool, seed)):
+            name = f"{family}_{k:03d}.{'jpg' if p.content_type == 'image/jpeg' else 'png'}"
+            (folder / name).write_bytes(p.data)
+            truth[name] = {"family": family, **_truth_json(p)}
+    (folder / "truth.json").write_text(json.dumps({"pages": truth}))
+    print(f"{len(truth)} pages in {folder}")
+
+
+def score_peer(answers: Path) -> None:
+    """Numbers read exactly and CER of a peer that reads numbers but boxes no digits."""
+    truth = json.loads((answers.parent / "truth.json").read_text())["pages"]
+    got = json.loads(answers.read_text())
+    tallies: dict[str, Tally] = {}
+    for name, t in truth.items():
+        numbers = [TrueNumber(text, [tuple(b) for b in digits]) for text, _box, digits in t["numbers"]]
+        page = TruePage(b"", "", numbers, *t["size"])
+        peer = got[name]
+        read = ReadPage([(text, tuple(box), []) for text, box in peer["numbers"]], peer["seconds"])
+        tallies.setdefault(t["family"], Tally()).add(page, read)
+        tallies.setdefault("all", Tally()).add(page, read)
+    for family, tally in sorted(tallies.items(), key=lambda kv: kv[0] == "all"):
+        row = {k: v for k, v in tally.row().items() if "digit" not in k}
+        print(f"{family:12s} {json.dumps(row)}")
 
 
 def main() -> None:
@@ -155,13 +195,29 @@ def main() -> None:
     ap.add_argument("--families", nargs="*", default=sorted(FAMILIES))
     ap.add_argument("--model", default="shipped")
     ap.add_argument("--url", help="read through a running server instead of in-process")
+    ap.add_argument("--no-cuts", action="store_true", help="in-process, score cuts by the verdict network alone")
+    ap.add_argument(
+        "--plain",
+        action="store_true",
+        help="in-process, the plain reader: one connected stroke, one digit (no cuts, no joins)",
+    )
     ap.add_argument("--data-dir", type=Path, default=Path("../shared/data/mnist"))
     ap.add_argument("--json", type=Path, help="write the table here")
+    ap.add_argument("--dump", type=Path, help="write the pages and their truth here (for a peer), read nothing")
+    ap.add_argument("--score-peer", type=Path, help="score a peer's answers (DIR/NAME.json beside DIR/truth.json)")
     ap.add_argument("--show", type=int, default=0, help="print this many misread numbers per family")
     args = ap.parse_args()
+    if args.score_peer:
+        return score_peer(args.score_peer)
     mnist = load_split(args.data_dir, MNIST_SPLIT[args.split], download_missing=False)
     pool = (mnist.images, mnist.labels)
-    read = served_reader(args.url, args.model) if args.url else local_reader(args.model)
+    if args.dump:
+        return dump(args.dump, args.families, args.n, pool, SEEDS[args.split])
+    if args.plain:
+        from convlens.app.reading import segment
+
+        segment.SPLIT_WIDTH, segment.MAX_GROUP = float("inf"), 1
+    read = served_reader(args.url, args.model) if args.url else local_reader(args.model, not args.no_cuts)
     table: dict[str, dict[str, float]] = {}
     total = Tally()
     for family in args.families:

@@ -6,7 +6,8 @@ Starts convlens as users run it (python -m convlens.app.serve, 2 workers) and me
 `--duration` seconds:
   quiet   8 wrk connections on /v1/predict alone; a probe GETs /healthz every 20 ms
   flood   the same, while `--flood` more connections post /v1/feature-maps?png=true
-          (megabytes of JSON each) as fast as they are answered
+          (megabytes of JSON each) as fast as they are answered, or with `--flood-with read`
+          a 4000 x 3000 phone photo of a page to /v1/read
 and prints /v1/predict req/s (flood / quiet), /healthz p50/p99/max, and what the flood
 got (200s and 503s). With --baseline, a convlens checkout at DIR is measured the same way
 in the same run (e.g. the commit before the admission gate).
@@ -69,12 +70,26 @@ def measure(url: str, predict: Path, maps: Path | None, flood: int, duration: in
     return row
 
 
+def phone_photo() -> bytes:
+    """A 12-megapixel JPEG of a page of numbers (`benchmarks/pages.py`)."""
+    import numpy as np
+
+    from benchmarks.harness import mnist_fixture
+    from benchmarks.pages import FAMILIES, page
+
+    mnist = mnist_fixture()
+    return page(FAMILIES["photo_12mp"], (mnist.images, mnist.labels), np.random.default_rng(0)).data
+
+
 def run_server(name: str, baseline: Path | None, args: argparse.Namespace, tmp: Path) -> dict[str, dict[str, float]]:
     url = f"http://127.0.0.1:{PORT}"
     png = digit_png()
     predict = lua_script(multipart([("file", png)]), "/v1/predict", tmp)
-    maps_body = multipart([("file", png)]) + b" "  # another length: another script file
-    maps = lua_script(maps_body, "/v1/feature-maps?png=true", tmp)
+    if args.flood_with == "read":
+        maps = lua_script(multipart([("file", phone_photo())]), "/v1/read", tmp)
+    else:
+        maps_body = multipart([("file", png)]) + b" "  # another length: another script file
+        maps = lua_script(maps_body, "/v1/feature-maps?png=true", tmp)
     proc = start(name, PORT, {"WEB_CONCURRENCY": "2"}, baseline)
     try:
         wait_ready(url, proc)
@@ -89,6 +104,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--duration", type=int, default=10)
     p.add_argument("--flood", type=int, default=64, help="connections posting feature maps (default: %(default)s)")
+    p.add_argument("--flood-with", choices=["feature-maps", "read"], default="feature-maps")
     p.add_argument("--baseline", type=Path, help="another convlens checkout, measured the same way")
     args = p.parse_args()
     servers = ["convlens"] + (["baseline"] if args.baseline else [])

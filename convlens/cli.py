@@ -172,6 +172,7 @@ def _read_local(files: tuple[str, ...], model: str | None, as_json: bool) -> int
     from convlens.app.core.served_model import ServedModel
     from convlens.app.core.verdict import Judge
     from convlens.app.imaging.preprocess import open_image
+    from convlens.app.reading.cuts import CutScorer
     from convlens.model.checkpoint import CheckpointError
 
     settings = Settings()
@@ -181,13 +182,14 @@ def _read_local(files: tuple[str, ...], model: str | None, as_json: bool) -> int
     try:
         judge = Judge.load(settings.verdict_dir) if settings.verdict else None
         served = ServedModel.load(name, settings.model_dir(name), settings.precision, judge)
+        cuts = CutScorer.load(settings.cuts_dir)
     except CheckpointError as e:
         _fail(str(e), UNLOADABLE)
     failed = 0
     for path in files:
         try:
             img = open_image(Path(path).read_bytes(), settings.max_pixels)
-            answer: dict[str, Any] = to_response(read_here(img, served), served).model_dump()
+            answer: dict[str, Any] = to_response(read_here(img, served, cuts), served).model_dump()
         except DomainError as e:
             answer, failed = {"error": {"code": e.code, "message": e.message}}, failed + 1
         except OSError as e:

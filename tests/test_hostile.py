@@ -111,7 +111,10 @@ def test_the_upload_fuzzer_runs_and_its_first_mutants_break_nothing(tmp_path, ca
     assert not list(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize(("name", "kwargs", "status", "expect"), CORPUS, ids=[c[0] for c in CORPUS])
+READER_CORPUS = corpus(MNIST)  # its own copy: the chunked body is an iterator, read once
+
+
+@pytest.mark.parametrize(("name", "kwargs", "status", "expect"), READER_CORPUS, ids=[c[0] for c in READER_CORPUS])
 def test_the_reader_refuses_what_predict_refuses(default_client, name, kwargs, status, expect):
     """The same upload errors on /v1/read; an image without ink reads as no numbers."""
     r = default_client.post("/v1/read", **kwargs)

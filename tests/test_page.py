@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from benchmarks.harness import ROOT, png_bytes, running_server
+from benchmarks.pages import pages
 
 pytestmark = pytest.mark.slow
 CHROMIUM = os.environ.get("CONVLENS_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
@@ -153,6 +154,29 @@ def test_a_picture_that_is_not_a_digit_is_said_so_plainly(page, tmp_path):
     page.set_input_files("#file", str(path))
     page.wait_for_selector("#verdict-note:not([hidden])")
     assert "does not look like a digit" in page.text_content("#verdict-note")
+
+
+def test_read_a_photo_shows_boxes_numbers_and_a_digit_inside_the_network(page, server, mnist_test, tmp_path):
+    sheet = pages("ordinary", 1, (mnist_test.images, mnist_test.labels), seed=11)[0]
+    path = tmp_path / "page.png"
+    path.write_bytes(sheet.data)
+    expected = [
+        n["text"] for n in httpx.post(server.url + "/v1/read", files={"file": ("p.png", sheet.data)}).json()["numbers"]
+    ]
+    assert expected
+    page.set_input_files("#read-file", str(path))
+    page.wait_for_function(f"document.querySelectorAll('#read-numbers li').length === {len(expected)}")
+    page.wait_for_function("document.body.dataset.reading === '0'")
+    assert [t.strip() for t in page.locator("#read-numbers .number").all_text_contents()] == expected
+    assert f"{len(expected)} numbers read" in page.text_content("#read-status")
+    assert page.locator("#read-canvas").evaluate("c => c.width") == min(960, sheet.width)
+    first = page.locator("#read-numbers li").first.locator("button").first
+    first.click()
+    page.wait_for_function(f"document.querySelector('#digit').textContent === '{expected[0][0]}'")
+    page.wait_for_function("document.body.dataset.busy === '0'")
+    assert page.locator("#maps figure").count() > 0
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUTPUT / "page-read-a-photo.png"), full_page=True)
 
 
 def test_api_errors_are_shown_in_words(page, tmp_path):

@@ -2,6 +2,7 @@
 
 import io
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +12,9 @@ from scipy import ndimage
 from benchmarks.harness import mnist_fixture, png_bytes
 from benchmarks.pages import FAMILIES, Look, page, pages
 from convlens.app.reading import decode, segment
+from convlens.app.reading.cuts import CutScorer
 from convlens.app.reading.page import read_page
+from convlens.model.checkpoint import CheckpointError
 from convlens.model.uploads import ink_box
 
 MNIST = mnist_fixture()
@@ -210,3 +213,39 @@ def test_best_path_joins_and_splits_by_score():
     assert decode.best_path(2, {(0, 1): sure, (1, 2): sure, (0, 2): two}, frozenset({1})) == [(0, 1), (1, 2)]
     # a piece that fits nothing is left out
     assert decode.best_path(2, {(0, 1): sure}) == [(0, 1)]
+
+
+def test_cut_network_smoke_run_writes_a_loadable_network(tmp_path):
+    from convlens.model import train_cuts
+
+    fixtures = Path(__file__).parent / "fixtures" / "mnist"
+    assert train_cuts.main(["--smoke", "--data-dir", str(fixtures), "--out-dir", str(tmp_path), "--workers", "1"]) == 0
+    scorer = CutScorer.load(tmp_path)
+    assert scorer.card["cuts"]["classes"] == ["not_one_digit", "one_digit"]
+    one = scorer.one_digit(np.zeros((3, 3, 28, 28), np.float32))
+    assert one.shape == (3,) and ((one >= 0) & (one <= 1)).all()
+
+
+def test_a_folder_that_is_not_a_cut_network_stops_startup(tmp_path, settings):
+    for name in ("model.safetensors", "model_card.json"):
+        (tmp_path / name).write_bytes((settings.model_dir("article") / name).read_bytes())
+    with pytest.raises(CheckpointError, match="not a cut network"):
+        CutScorer.load(tmp_path)
+
+
+def test_the_shipped_cut_network_tells_whole_digits_from_pieces(settings, mnist_test):
+    """On strips of the committed test digits, cut by the reader itself."""
+    from convlens.model.strips import strip
+    from convlens.model.train_cuts import build
+
+    x, y = build(mnist_test.images, mnist_test.labels, 30, seed=3)
+    one = CutScorer.load(settings.cuts_dir).one_digit(x.astype(np.float32) / 255)
+    assert y.sum() > 50 and (1 - y).sum() > 50
+    assert ((one > 0.5) == (y == 1)).mean() > 0.9
+    assert strip(mnist_test.images, mnist_test.labels, np.random.default_rng(0)).masks
+
+
+def test_the_models_list_shows_the_cut_network_card(client):
+    card = client.get("/v1/models").json()["cuts"]
+    assert card["classes"] == ["not_one_digit", "one_digit"]
+    assert card["architecture"]["in_channels"] == 3 and card["validation"]["accuracy"] > 0.9

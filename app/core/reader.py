@@ -22,6 +22,7 @@ from convlens.app.core.scheduler import BatchScheduler
 from convlens.app.core.served_model import ServedModel, split_answer, to_tensor
 from convlens.app.core.verdict import Judge
 from convlens.app.reading import decode, segment
+from convlens.app.reading.cuts import CutScorer
 from convlens.app.reading.page import Page, read_page
 
 Box = tuple[int, int, int, int]
@@ -68,18 +69,21 @@ class Prepared:
     runs: list[list[tuple[int, int]]]  # per word (in reading order): its runs with a picture
     pictures: np.ndarray  # (N, 28, 28), the runs of every word in that order
     truncated: bool
+    one: np.ndarray | None = None  # (N,) the cut network's probability that each is one digit
 
     @property
     def words(self) -> list[segment.Word]:
         return [w for line in self.layout.lines for w in line]
 
 
-def prepare(img: Image.Image) -> Prepared:
-    """The page's runs of pieces and their pictures, ready for the network."""
+def prepare(img: Image.Image, cuts: CutScorer | None = None) -> Prepared:
+    """The page's runs of pieces and their pictures, ready for the digit network, each
+    already judged by the cut network."""
     page = read_page(img)
     layout = segment.layout(page.ink)
     runs: list[list[tuple[int, int]]] = []
     pictures: list[np.ndarray] = []
+    contexts: list[np.ndarray] = []
     truncated = layout.truncated
     for word in (w for line in layout.lines for w in line):
         mine: list[tuple[int, int]] = []
@@ -89,11 +93,16 @@ def prepare(img: Image.Image) -> Prepared:
                 if pic is not None:
                     mine.append((i, j))
                     pictures.append(pic)
+                    if cuts is not None:
+                        contexts.append(
+                            np.concatenate([pic[None], segment.context(layout, word.pieces[i:j], word.height)])
+                        )
         else:
             truncated = True
         runs.append(mine)
     stacked = np.stack(pictures) if pictures else np.zeros((0, 28, 28), np.float32)
-    return Prepared(page, layout, runs, stacked, truncated)
+    one = cuts.one_digit(np.stack(contexts)) if cuts is not None and contexts else None
+    return Prepared(page, layout, runs, stacked, truncated, one)
 
 
 def _box(page: Page, work: Box) -> Box:
@@ -116,7 +125,8 @@ def assemble(prep: Prepared, probs: np.ndarray, judged: np.ndarray | None, judge
         for k, (i, j) in enumerate(runs):
             _, y0, _, y1 = segment.box(word.pieces[i:j])
             judged_k = judged[row + k] if judged is not None else None
-            scored[i, j] = decode.Scored(probs[row + k], judged_k, (y1 - y0) / word.height)
+            one = float(prep.one[row + k]) if prep.one is not None else None
+            scored[i, j] = decode.Scored(probs[row + k], judged_k, (y1 - y0) / word.height, one)
         row += len(runs)
         digits = []
         for run in decode.best_path(len(word.pieces), scored, segment.cuts(word)):
@@ -132,13 +142,13 @@ def assemble(prep: Prepared, probs: np.ndarray, judged: np.ndarray | None, judge
     return numbers
 
 
-async def read(img: Image.Image, model: ServedModel, gate: Gate) -> Reading:
+async def read(img: Image.Image, model: ServedModel, gate: Gate, cuts: CutScorer | None) -> Reading:
     """The page work runs in `gate`'s low-priority thread; the network passes in the
     model's scheduler, at normal priority, batched with everything else."""
     scheduler = model.scheduler
     assert scheduler is not None
     start = time.perf_counter()
-    prep = await gate.run(prepare, img)
+    prep = await gate.run(prepare, img, cuts)
     t_segment = time.perf_counter() - start
     probs, judged = await _score(prep, scheduler)
     return _reading(prep, probs, judged, model.judge, t_segment, start)
@@ -158,11 +168,11 @@ def _split(out: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
     return p.float().numpy(), (j.float().numpy() if j is not None else None)
 
 
-def read_here(img: Image.Image, model: ServedModel) -> Reading:
+def read_here(img: Image.Image, model: ServedModel, cuts: CutScorer | None) -> Reading:
     """The same reading in the calling thread, without a scheduler: the CLI's local mode
     and the benchmarks."""
     start = time.perf_counter()
-    prep = prepare(img)
+    prep = prepare(img, cuts)
     t_segment = time.perf_counter() - start
     if len(prep.pictures):
         probs, judged = _split(model.answer(to_tensor(list(prep.pictures))))

@@ -9,6 +9,7 @@ from convlens.app.config import Settings
 from convlens.app.core.errors import UnknownModel
 from convlens.app.core.served_model import ServedModel
 from convlens.app.core.verdict import Judge
+from convlens.app.reading.cuts import CutScorer
 
 
 @dataclass
@@ -16,18 +17,19 @@ class ModelRegistry:
     models: dict[str, ServedModel]
     default: str
     judge: Judge | None = None
+    cuts: CutScorer | None = None  # None only in registries built by hand (tests)
 
     @classmethod
     def load(cls, settings: Settings) -> ModelRegistry:
-        """Every configured model and the verdict network, each checked against its card
-        (CheckpointError if not)."""
+        """Every configured model, the verdict network and the reader's cut network, each
+        checked against its card (CheckpointError if not)."""
         models = {
             name: ServedModel.load(name, settings.model_dir(name), settings.precision) for name in settings.models
         }
         judge = Judge.load(settings.verdict_dir) if settings.verdict else None
         for model in models.values():
             model.judge = judge  # one verdict network, run in each model's own batched pass
-        return cls(models, settings.default_model, judge)
+        return cls(models, settings.default_model, judge, CutScorer.load(settings.cuts_dir))
 
     def get(self, name: str | None = None) -> ServedModel:
         if name is None:

@@ -34,11 +34,19 @@ class Scored:
     probabilities: np.ndarray  # (10,)
     judged: np.ndarray | None  # (3,) digit, not a digit, several digits; None without a verdict network
     height: float = 1.0  # its ink's height as a share of the line's digit height
+    one: float | None = None  # the cut network's probability that it is exactly one digit
+
+
+def _one_digit(s: Scored) -> float:
+    """The cut network's judgement; without it, the verdict network's P(digit)."""
+    if s.one is not None:
+        return max(s.one, FLOOR)
+    return max(float(s.judged[0]), FLOOR) if s.judged is not None else 1.0
 
 
 def run_score(s: Scored) -> float:
     best = max(float(s.probabilities.max()), FLOOR)
-    one = max(float(s.judged[0]), FLOOR) if s.judged is not None else 1.0
+    one = _one_digit(s)
     short = SHORT * max(0.0, FULL_HEIGHT - s.height) / FULL_HEIGHT
     return math.log(best) + math.log(one) + PER_DIGIT + short
 

@@ -14,6 +14,7 @@ import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
+from PIL import Image
 from scipy import ndimage
 
 from convlens.app.core.errors import BlankImage
@@ -30,10 +31,13 @@ SPECK = 0.25  # strokes smaller than this share of the line's digit height on bo
 WORD_GAP = 0.75  # a gap wider than this share of the digit height starts a new number
 SPLIT_WIDTH = 0.7  # strokes wider than this share of the digit height may be several digits
 MIN_PIECE = 0.12  # cuts are at least this share of the digit height apart
+FINE_WIDTH = 0.7  # strokes wider than this share of the digit height are cut finely (see _pieces_of)
+STEP = 0.25  # ... at its valleys and every this share of the digit height
 SEAM_REACH = 0.25  # a cut may wander this share of the digit height from its column
 VALLEY = 0.6  # a cut's column holds at most this share of the ink of the columns beside it
 MAX_GROUP = 6  # a digit is at most this many pieces
 MAX_DIGIT_WIDTH = 1.5  # ... and at most this many digit heights wide
+CONTEXT = 1.5  # the cut network sees this many digit heights around a candidate
 MAX_CANDIDATES = 6000  # runs of pieces scored per page; beyond it the page is read in part
 
 
@@ -207,10 +211,10 @@ def _pieces_of(labels: np.ndarray, s: _Stroke, height: float) -> list[Piece]:
     tuning split: pieces that are clean parts of one digit look like digits themselves.)"""
     if s.w <= SPLIT_WIDTH * height:
         return [Piece(s.label, s.x0, s.x1, s.y0, s.y1)]
-    fine = s.w > MAX_DIGIT_WIDTH * height
+    fine = s.w > FINE_WIDTH * height
     columns = _cuts(labels, s, height)
     if fine:
-        step = max(2, round(MIN_PIECE * height))
+        step = max(2, round(STEP * height))
         columns = sorted({*columns, *range(s.x0 + step, s.x1 - step + 1, step)})
     if not columns:
         return [Piece(s.label, s.x0, s.x1, s.y0, s.y1)]
@@ -304,3 +308,30 @@ def picture(layout: Layout, pieces: list[Piece]) -> np.ndarray | None:
         return centre(fit(np.where(mine, layout.ink[y0:y1, x0:x1], 0.0).astype(np.float32)))
     except BlankImage:
         return None
+
+
+def context(layout: Layout, pieces: list[Piece], height: float) -> np.ndarray:
+    """(2, 28, 28): the pieces' own ink and all other ink in a square 1.5 digit heights
+    wide around them, at the line's scale rather than their own: what a picture laid out
+    like an MNIST digit hides (that a "1" is only the stem of a 7, that more of the same
+    stroke runs on beside it) is plain here."""
+    x0, y0, x1, y1 = box(pieces)
+    half = max(4, round(CONTEXT * height / 2))
+    cy, cx = (y0 + y1) // 2, (x0 + x1) // 2
+    top, left = cy - half, cx - half
+    h, w = layout.labels.shape
+    a, b, c, d = max(top, 0), max(left, 0), min(top + 2 * half, h), min(left + 2 * half, w)
+    own = np.zeros((2 * half, 2 * half), bool)
+    for p in pieces:
+        own[a - top : c - top, b - left : d - left] |= p.mask(layout.labels, a, b, c - a, d - b)
+    window = np.zeros((2 * half, 2 * half), np.float32)
+    window[a - top : c - top, b - left : d - left] = layout.ink[a:c, b:d]
+    own |= ndimage.binary_dilation(own) & (window <= INK_LEVEL)
+    mine = np.where(own, window, 0.0)
+    out = np.stack([_shrink(mine), _shrink(window - mine)])
+    return out.astype(np.float32)
+
+
+def _shrink(a: np.ndarray) -> np.ndarray:
+    img = Image.fromarray(a.astype(np.float32), mode="F").resize((28, 28), Image.Resampling.BOX)
+    return np.asarray(img, np.float32).clip(0, 1)

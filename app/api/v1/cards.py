@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from convlens.app.api.v1.schemas import LayerRow, ModelCard, TrainingSummary, VerdictCard
+from convlens.app.api.v1.schemas import CutsCard, LayerRow, ModelCard, TrainingSummary, VerdictCard
 from convlens.app.core.served_model import ServedModel
 from convlens.app.core.verdict import Judge
+from convlens.app.reading.cuts import CutScorer
 
 
 def model_card(model: ServedModel) -> ModelCard:
@@ -48,5 +49,17 @@ def verdict_card(judge: Judge) -> VerdictCard:
         threshold=judge.threshold,
         validation=card.get("validation", {}),
         benchmarks=card.get("benchmarks", {}),
+        weights_sha256=card["weights"]["sha256"],
+    )
+
+
+def cuts_card(cuts: CutScorer) -> CutsCard:
+    card = cuts.card
+    return CutsCard(
+        version=cuts.version,
+        architecture=cuts.network.config.to_dict(),
+        parameters=sum(p.numel() for p in cuts.network.parameters()),
+        classes=list(card["cuts"]["classes"]),
+        validation=card.get("validation", {}),
         weights_sha256=card["weights"]["sha256"],
     )

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 
 from convlens.app.api.deps import ModelDep, ServiceDep
 from convlens.app.api.openapi import errors
-from convlens.app.api.v1.cards import model_card, verdict_card
+from convlens.app.api.v1.cards import cuts_card, model_card, verdict_card
 from convlens.app.api.v1.schemas import ModelCard, ModelList
 from convlens.app.core.errors import UnknownLayer
 from convlens.app.imaging.render import feature_grid_png
@@ -24,12 +24,13 @@ def default_model_card(model: ModelDep) -> ModelCard:
 @router.get("/v1/models", response_model=ModelList)
 def list_models(service: ServiceDep) -> ModelList:
     """Every served model's card, which one answers when a request names none, and the
-    verdict network's card."""
-    judge = service.models.judge
+    cards of the verdict network and of the reader's cut network."""
+    judge, cuts = service.models.judge, service.models.cuts
     return ModelList(
         default=service.models.default,
         models=[model_card(m) for m in service.models],
         verdict=verdict_card(judge) if judge is not None else None,
+        cuts=cuts_card(cuts) if cuts is not None else None,
     )
 
 

@@ -22,7 +22,7 @@ async def read(request: Request, service: ServiceDep, model: ModelDep) -> ReadRe
     upload = await read_upload(request)
     async with service.reading.slot():
         img = await open_upload(upload.data, service.settings)
-        reading = await reader.read(img, model, service.reading)
+        reading = await reader.read(img, model, service.reading, service.models.cuts)
     service.metrics.count_reading(model.name, len(reading.numbers), sum(len(n.digits) for n in reading.numbers))
     return to_response(reading, model)
 

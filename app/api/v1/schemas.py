@@ -188,10 +188,22 @@ class VerdictCard(BaseModel):
     weights_sha256: str
 
 
+class CutsCard(BaseModel):
+    version: str
+    architecture: dict[str, Any] = Field(description="the NetConfig of the cut network")
+    parameters: int
+    classes: list[str] = Field(description="its outputs, in order")
+    validation: dict[str, Any] = Field({}, description="accuracy on the reader's candidates from held-back digits")
+    weights_sha256: str
+
+
 class ModelList(BaseModel):
     default: str = Field(description="the model that answers when a request names none")
     models: list[ModelCard]
     verdict: VerdictCard | None = Field(None, description="the network that judges whether an upload is one digit")
+    cuts: CutsCard | None = Field(
+        None, description="the network /v1/read scores its candidate cuts with: is a candidate exactly one digit?"
+    )
 
 
 class Health(BaseModel):
