@@ -66,7 +66,8 @@ class Look:
 FAMILIES: dict[str, Look] = {
     "ordinary": Look(),
     "tight": Look(gap=(0.0, 0.12)),
-    "touching": Look(gap=(-0.22, -0.02)),
+    "touching": Look(gap=(-0.08, 0.0)),  # strokes meet
+    "overlapping": Look(gap=(-0.25, -0.08)),  # one digit's box reaches well into the next
     "long": Look(digits=(9, 13), rows=(1, 3), digit_height=(30, 50)),
     "two_columns": Look(columns=2, rows=(3, 5), digit_height=(30, 45), digits=(2, 6)),
     "labels": Look(labels=True, rows=(2, 4)),

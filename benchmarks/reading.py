@@ -188,6 +188,23 @@ def score_peer(answers: Path) -> None:
         print(f"{family:12s} {json.dumps(row)}")
 
 
+def noise_seconds(url: str, repeats: int = 3) -> list[float]:
+    """Seconds to answer a 12 MP photo of pure noise (thousands of specks), `repeats` times."""
+    import httpx
+
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (3000, 4000, 3), dtype=np.uint8)).save(
+        buf, "JPEG", quality=90
+    )
+    out = []
+    with httpx.Client(base_url=url, timeout=60) as c:
+        for _ in range(repeats):
+            start = time.perf_counter()
+            c.post("/v1/read", content=buf.getvalue(), headers={"content-type": "image/jpeg"}).raise_for_status()
+            out.append(round(time.perf_counter() - start, 3))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--split", choices=sorted(SEEDS), default="tune")
@@ -236,6 +253,9 @@ def main() -> None:
         print(f"{family:12s} {json.dumps(table[family])}", flush=True)
     table["all"] = total.row()
     print(f"{'all':12s} {json.dumps(table['all'])}")
+    if args.url:
+        table["noise_12mp"] = {"seconds": noise_seconds(args.url)}
+        print(f"a 4000 x 3000 JPEG of noise: {json.dumps(table['noise_12mp'])}")
     if args.json:
         args.json.write_text(json.dumps({"split": args.split, "n": args.n, "families": table}, indent=1) + "\n")
 
