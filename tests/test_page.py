@@ -49,6 +49,7 @@ def browser():
 def page(browser, server):
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
     pg = context.new_page()
+    pg.set_default_timeout(90_000)  # a loaded CI machine answers feature maps slowly, not wrongly
     errors: list[str] = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
     pg.goto(server.url + "/")
