@@ -80,7 +80,8 @@ def prepare(img: Image.Image, cuts: CutScorer | None = None) -> Prepared:
     """The page's runs of pieces and their pictures, ready for the digit network, each
     already judged by the cut network."""
     page = read_page(img)
-    layout = segment.layout(page.ink)
+    judge = (lambda x: float(cuts.one_digit(x[None])[0])) if cuts is not None else None
+    layout = segment.layout(page.ink, judge)
     runs: list[list[tuple[int, int]]] = []
     pictures: list[np.ndarray] = []
     contexts: list[np.ndarray] = []

@@ -21,6 +21,7 @@ from convlens.app.imaging.preprocess import DECODER_ERRORS, MIN_CONTRAST, decode
 READ_SIDE = 2048  # pages are read at most this big: a 4000 x 3000 photo at half its side
 PAPER_SIDE = 256  # resolution of the local paper estimate
 PAPER_KERNEL = 1 / 24  # closing square, as a share of the reduced copy's longer side
+MIN_KERNEL = 25  # ... and at least this many working pixels
 INK_FLOOR = 0.08  # ink departs from its paper by at least this share ...
 NOISE_SIGMAS = 5.0  # ... and by this many of the paper's noise sigmas
 
@@ -49,7 +50,9 @@ def _local_paper(gray: np.ndarray) -> np.ndarray:
     s = min(1.0, PAPER_SIDE / max(h, w))
     size = (max(1, round(w * s)), max(1, round(h * s)))
     small = np.asarray(Image.fromarray(gray, mode="F").resize(size, Image.Resampling.BOX), np.float32)
-    k = max(3, round(PAPER_KERNEL * max(small.shape)) | 1)
+    # a stroke wider than the square would be kept as paper: at least MIN_KERNEL working
+    # pixels (a picture filled by one thick digit is not reduced, and its strokes are ~10 px)
+    k = max(3, round(PAPER_KERNEL * max(small.shape)), round(MIN_KERNEL * s)) | 1
     paper = ndimage.grey_closing(small, size=(k, k), mode="nearest")
     paper = ndimage.uniform_filter(paper, size=3, mode="nearest")
     return np.asarray(Image.fromarray(paper, mode="F").resize((w, h), Image.Resampling.BILINEAR), np.float32)

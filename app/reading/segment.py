@@ -11,6 +11,7 @@ offers the candidates.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,6 +21,7 @@ from scipy import ndimage
 from convlens.app.core.errors import BlankImage
 from convlens.app.imaging.preprocess import centre, fit
 
+Judge = Callable[[np.ndarray], float]
 INK_LEVEL = 0.35  # a pixel is a stroke's when its ink is above this
 MIN_AREA = 6  # fewer pixels than this: a speck
 MAX_COMPONENTS = 3000  # more than this on one page (a carpet, a photo): the biggest are read
@@ -31,7 +33,8 @@ SPECK = 0.25  # strokes smaller than this share of the line's digit height on bo
 WORD_GAP = 0.75  # a gap wider than this share of the digit height starts a new number
 SPLIT_WIDTH = 0.7  # strokes wider than this share of the digit height may be several digits
 MIN_PIECE = 0.12  # cuts are at least this share of the digit height apart
-FINE_WIDTH = 0.7  # strokes wider than this share of the digit height are cut finely (see _pieces_of)
+FINE_WIDTH = 1.5  # strokes wider than this share of the digit height are cut finely (see _pieces_of) ...
+SUSPECT = 0.5  # ... and narrower ones the cut network gives less than this of being one digit whole
 STEP = 0.25  # ... at its valleys and every this share of the digit height
 SEAM_REACH = 0.25  # a cut may wander this share of the digit height from its column
 VALLEY = 0.6  # a cut's column holds at most this share of the ink of the columns beside it
@@ -204,14 +207,20 @@ def _seam(own: np.ndarray, c: int, reach: int) -> np.ndarray:
     return path
 
 
-def _pieces_of(labels: np.ndarray, s: _Stroke, height: float) -> list[Piece]:
-    """The stroke whole, or cut straight down at its valleys; a stroke too wide to be one
+def _pieces_of(page: Layout, s: _Stroke, height: float, judge: Judge | None) -> list[Piece]:
+    """The stroke whole, or cut straight down at its valleys; a stroke that is not one
     digit is cut along seams, at its valleys and all along (digits that overlap leave no
-    valley). (Cutting every wide stroke so finely read 1.3 points fewer numbers of the
-    tuning split: pieces that are clean parts of one digit look like digits themselves.)"""
+    valley): one too wide to be one, or one that `judge` (the cut network) finds unlikely
+    to be one digit whole. Cutting every wide stroke so finely cut wide single digits (a
+    slanted 8) into two that each look like a digit."""
+    labels = page.labels
+    whole = Piece(s.label, s.x0, s.x1, s.y0, s.y1)
     if s.w <= SPLIT_WIDTH * height:
-        return [Piece(s.label, s.x0, s.x1, s.y0, s.y1)]
+        return [whole]
     fine = s.w > FINE_WIDTH * height
+    if not fine and judge is not None:
+        pic = picture(page, [whole])
+        fine = pic is not None and judge(np.concatenate([pic[None], context(page, [whole], height)])) < SUSPECT
     columns = _cuts(labels, s, height)
     if fine:
         step = max(2, round(STEP * height))
@@ -237,8 +246,8 @@ def _pieces_of(labels: np.ndarray, s: _Stroke, height: float) -> list[Piece]:
     return out
 
 
-def _pieces(labels: np.ndarray, strokes: list[_Stroke], height: float) -> list[Piece]:
-    out = [p for s in strokes for p in _pieces_of(labels, s, height)]
+def _pieces(page: Layout, strokes: list[_Stroke], height: float, judge: Judge | None) -> list[Piece]:
+    out = [p for s in strokes for p in _pieces_of(page, s, height, judge)]
     return sorted(out, key=lambda p: (p.x0 + p.x1, p.y0))
 
 
@@ -253,7 +262,8 @@ def _words(members: list[_Stroke], height: float) -> list[list[_Stroke]]:
     return words
 
 
-def layout(ink: np.ndarray) -> Layout:
+def layout(ink: np.ndarray, judge: Judge | None = None) -> Layout:
+    """`judge`: (3, 28, 28) candidate input -> P(exactly one digit), see `_pieces_of`."""
     labels, strokes, truncated = _strokes(ink)
     out = Layout(labels, ink, truncated=truncated)
     for members in _lines(strokes):
@@ -261,7 +271,7 @@ def layout(ink: np.ndarray) -> Layout:
         if height < MIN_HEIGHT:
             continue
         members = [s for s in members if max(s.h, s.w) >= SPECK * height]
-        words = [Word(_pieces(labels, w, height), height) for w in _words(members, height)]
+        words = [Word(_pieces(out, w, height, judge), height) for w in _words(members, height)]
         out.lines.append([w for w in words if w.pieces])
     return out
 
