@@ -17,6 +17,7 @@ import argparse
 import io
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,7 +114,10 @@ class Tally:
         }
 
 
-def local_reader(model_name: str, use_cuts: bool = True):  # type: ignore[no-untyped-def]
+Reader = Callable[[TruePage], ReadPage]
+
+
+def local_reader(model_name: str, use_cuts: bool = True) -> Reader:
     from convlens.app.config import Settings
     from convlens.app.core.reader import read_here
     from convlens.app.core.served_model import ServedModel
@@ -134,7 +138,7 @@ def local_reader(model_name: str, use_cuts: bool = True):  # type: ignore[no-unt
     return read
 
 
-def served_reader(url: str, model_name: str):  # type: ignore[no-untyped-def]
+def served_reader(url: str, model_name: str) -> Reader:
     import httpx
 
     client = httpx.Client(base_url=url, timeout=60)
@@ -206,6 +210,28 @@ def noise_seconds(url: str, repeats: int = 3) -> list[float]:
     return out
 
 
+def picture(folder: Path, families: list[str], pool: tuple[np.ndarray, np.ndarray], seed: int, read: Reader) -> None:
+    """Page 0 of each family, true boxes green and read boxes red: what the table cannot show."""
+    from PIL import ImageDraw, ImageOps
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for family in families:
+        p = pages(family, 1, pool, seed)[0]
+        got = read(p)
+        img = ImageOps.exif_transpose(Image.open(io.BytesIO(p.data))).convert("RGB")
+        draw = ImageDraw.Draw(img)
+        width = max(2, img.width // 400)
+        for t in p.numbers:
+            for b in t.digits:
+                draw.rectangle(b, outline=(0, 170, 0), width=width)
+        for _text, _box, digits in got.numbers:
+            for b in digits:
+                draw.rectangle(b, outline=(220, 0, 0), width=width)
+        img.thumbnail((900, 900))
+        img.save(folder / f"{family}.png", optimize=True)
+        print(family, "true", [t.text for t in p.numbers], "read", [r[0] for r in got.numbers])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--split", choices=sorted(SEEDS), default="tune")
@@ -223,6 +249,9 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="write the table here")
     ap.add_argument("--dump", type=Path, help="write the pages and their truth here (for a peer), read nothing")
     ap.add_argument("--score-peer", type=Path, help="score a peer's answers (DIR/NAME.json beside DIR/truth.json)")
+    ap.add_argument(
+        "--picture", type=Path, help="draw page 0 of each family with true (green) and read (red) digit boxes into DIR"
+    )
     ap.add_argument("--show", type=int, default=0, help="print this many misread numbers per family")
     args = ap.parse_args()
     if args.score_peer:
@@ -231,12 +260,14 @@ def main() -> None:
     pool = (mnist.images, mnist.labels)
     if args.dump:
         return dump(args.dump, args.families, args.n, pool, SEEDS[args.split])
+    if args.picture:
+        return picture(args.picture, args.families, pool, SEEDS[args.split], local_reader(args.model))
     if args.plain:
         from convlens.app.reading import segment
 
         segment.SPLIT_WIDTH, segment.MAX_GROUP = float("inf"), 1
     read = served_reader(args.url, args.model) if args.url else local_reader(args.model, not args.no_cuts)
-    table: dict[str, dict[str, float]] = {}
+    table: dict[str, dict[str, float] | dict[str, list[float]]] = {}
     total = Tally()
     for family in args.families:
         tally = Tally()

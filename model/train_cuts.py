@@ -162,9 +162,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", default="data/mnist", help="MNIST IDX files (default: %(default)s)")
     p.add_argument("--out-dir", default="weights/cuts", help="default: %(default)s")
-    p.add_argument("--strips", type=int, default=12000, help="training strips (default: %(default)s)")
+    p.add_argument("--strips", type=int, default=6000, help="training strips (default: %(default)s)")
     p.add_argument("--val-strips", type=int, default=1000, help="validation strips (default: %(default)s)")
-    p.add_argument("--epochs", type=int, default=6, help="default: %(default)s")
+    p.add_argument("--epochs", type=int, default=5, help="default: %(default)s")
     p.add_argument("--batch-size", type=int, default=256, help="default: %(default)s")
     p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default: %(default)s)")
     p.add_argument(

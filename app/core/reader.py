@@ -10,7 +10,9 @@ low-priority thread, so a burst of big photos waits there, not in front of /v1/p
 from __future__ import annotations
 
 import asyncio
+import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +28,7 @@ from convlens.app.reading.cuts import CutScorer
 from convlens.app.reading.page import Page, read_page
 
 Box = tuple[int, int, int, int]
+WORD_DOUBT = 0.05  # a word of digits whose geometric mean verdict P(digit) is below this is dropped
 
 
 @dataclass(frozen=True)
@@ -117,8 +120,17 @@ def _box(page: Page, work: Box) -> Box:
     )
 
 
+def _writing(runs: Iterable[decode.Scored]) -> bool:
+    """Whether a word read as two or more digits is more likely writing (a label beside a
+    number): the verdict network doubts its digits, taken together, more than WORD_DOUBT.
+    (Asked of single digits too, it dropped real ones it doubts: a thick marker 8.)"""
+    doubts = [math.log(max(float(r.judged[0]), 1e-6)) for r in runs if r.judged is not None]
+    return bool(doubts) and sum(doubts) / len(doubts) < math.log(WORD_DOUBT)
+
+
 def assemble(prep: Prepared, probs: np.ndarray, judged: np.ndarray | None, judge: Judge | None) -> list[ReadNumber]:
-    """The best grouping of each word; a digit the verdict calls not a digit is dropped."""
+    """The best grouping of each word; a digit the verdict network calls not a digit is
+    dropped, and so is a word whose digits it doubts together (`_writing`)."""
     numbers: list[ReadNumber] = []
     row = 0
     for word, runs in zip(prep.words, prep.runs, strict=True):
@@ -130,13 +142,16 @@ def assemble(prep: Prepared, probs: np.ndarray, judged: np.ndarray | None, judge
             scored[i, j] = decode.Scored(probs[row + k], judged_k, (y1 - y0) / word.height, one)
         row += len(runs)
         digits = []
-        for run in decode.best_path(len(word.pieces), scored, segment.cuts(word)):
+        path = decode.best_path(len(word.pieces), scored, segment.cuts(word))
+        for run in path:
             s = scored[run]
             if judge is not None and s.judged is not None and judge.decide(torch.from_numpy(s.judged)) == "not_a_digit":
                 continue
             d = int(s.probabilities.argmax())
             box = _box(prep.page, segment.box(word.pieces[run[0] : run[1]]))
             digits.append(ReadDigit(d, float(s.probabilities[d]), s.probabilities, box))
+        if len(digits) > 1 and _writing(scored[run] for run in path):
+            digits = []
         if digits:
             text = "".join(str(d.digit) for d in digits)
             numbers.append(ReadNumber(text, float(np.prod([d.confidence for d in digits])), digits))
