@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     # process and this many waiting, so a burst of photos queues there, not before predictions
     read_concurrency: int = Field(1, ge=1)
     read_queue: int = Field(16, ge=0)
+    # a prediction the verdict flags is read by the number reader in a gate of its own
+    # (app/core/several.py); a full gate leaves the verdict unread instead of refusing
+    second_look: bool = True
+    look_concurrency: int = Field(1, ge=1)
+    look_queue: int = Field(8, ge=0)
 
     warmup: bool = True
     # glibc keeps up to 64 MiB freed per heap for reuse instead of giving it back to the

@@ -106,12 +106,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         delay = settings.expensive_reject_delay_ms / 1000
         gate = Gate(settings.expensive_concurrency, settings.expensive_queue, settings.retry_after_s, delay)
         reading = Gate(settings.read_concurrency, settings.read_queue, settings.retry_after_s, delay)
+        looks = Gate(settings.look_concurrency, settings.look_queue, settings.retry_after_s)
         try:
             explainers = {model.name: Explainer(model) for model in models}
-            yield {"service": Service(settings, metrics, models, explainers, gate, reading)}
+            yield {"service": Service(settings, metrics, models, explainers, gate, reading, looks)}
         finally:
-            gate.close()
-            reading.close()
+            for g in (gate, reading, looks):
+                g.close()
             for model in models:  # queued inference finishes before the process exits
                 assert model.scheduler is not None
                 await model.scheduler.stop()

@@ -15,7 +15,9 @@ blank paper. Digits: the 10,000 MNIST test digits and both splits of
 
 Baseline, from the same run: a threshold on the digit network's max-softmax confidence
 that keeps 99.5 % of the MNIST test digits.
-Without --url it runs the service's own preprocessing, networks and verdict rule in-process.
+Without --url it runs the service's own preprocessing, networks, verdict rule and the
+reader's second look (`app/core/several.py`) in-process; "network alone" is the verdict
+network's own verdict for the same uploads, before the look.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ BENCH_SEED, SEEN_SEED = 11, 12
 class Judged:
     verdict: str  # digit, not_a_digit, several_digits, blank, or another error code
     confidence: float  # the digit network's max probability (0 when refused)
+    network: str | None = None  # the verdict network's own, before the reader's second look (in-process only)
 
 
 Judge = Callable[[list[tuple[bytes, str]]], list[Judged]]
@@ -64,19 +67,23 @@ def render(families: dict[str, Family], n: int, seed: int, digits: np.ndarray) -
 
 
 def local_judge(batch: int = 256) -> Judge:
-    """The service's own functions: preprocess -> ServedModel.answer -> Scored.of."""
+    """The service's own functions: preprocess -> ServedModel.answer -> Scored.of -> the
+    reader's second look at what the verdict flags."""
     from convlens.app.config import Settings
     from convlens.app.core.errors import BlankImage, DomainError
     from convlens.app.core.pipeline import Scored
     from convlens.app.core.served_model import ServedModel, to_tensor
+    from convlens.app.core.several import look_here
     from convlens.app.core.verdict import Judge as VerdictNetwork
-    from convlens.app.imaging.preprocess import preprocess
+    from convlens.app.imaging.preprocess import open_image, preprocess
+    from convlens.app.reading.cuts import CutScorer
 
     settings = Settings()
     name = settings.default_model
     served = ServedModel.load(
         name, settings.model_dir(name), settings.precision, VerdictNetwork.load(settings.verdict_dir)
     )
+    cuts = CutScorer.load(settings.cuts_dir)
 
     def judge(uploads: list[tuple[bytes, str]]) -> list[Judged]:
         out: list[Judged] = [Judged("", 0.0)] * len(uploads)
@@ -91,7 +98,9 @@ def local_judge(batch: int = 256) -> Judge:
             rows = served.answer(to_tensor([p.pixels for p in pres[s : s + batch]]))
             for i, pre, row in zip(where[s : s + batch], pres[s : s + batch], rows, strict=True):
                 scored = Scored.of(pre, row, 0.0, 0.0, served.judge)
-                out[i] = Judged(scored.verdict or "digit", float(scored.probabilities.max()))
+                img = open_image(uploads[i][0], settings.max_pixels)
+                look = look_here(img, scored.verdict, served, cuts)
+                out[i] = Judged(look.verdict or "digit", float(scored.probabilities.max()), scored.verdict)
         return out
 
     return judge
@@ -124,11 +133,13 @@ def table(title: str, groups: dict[str, list[Judged]], wanted: str, cut: float) 
             "n": n,
             "wanted": sum(j.verdict == wanted for j in judged) / n,
             "flagged": sum(j.verdict != "digit" for j in judged) / n,
+            "network_wanted": sum((j.network or j.verdict) == wanted for j in judged) / n,
             "baseline_flagged": sum(j.verdict == "blank" or j.confidence < cut for j in judged) / n,
         }
         out[name] = row
         print(
-            f"  {name:30s} {wanted} {100 * row['wanted']:6.2f}%  flagged {100 * row['flagged']:6.2f}%"
+            f"  {name:30s} {wanted} {100 * row['wanted']:6.2f}% (network alone {100 * row['network_wanted']:6.2f}%)"
+            f"  flagged {100 * row['flagged']:6.2f}%"
             f"  (max-softmax baseline {100 * row['baseline_flagged']:6.2f}%, n={n})"
         )
     return out

@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,8 @@ def _show(path: str, answer: dict[str, Any], as_json: bool) -> None:
         line = f"{path}: {answer['digit']} ({100 * answer['confidence']:.1f}%, {answer['model']})"
         if verdict and verdict != "digit":
             line += f" but {VERDICT_WORDS.get(verdict, verdict)}"
+        if answer.get("reading"):
+            line += f": {answer['reading']}"
         click.echo(line)
 
 
@@ -89,8 +92,10 @@ def _predict_local(files: tuple[str, ...], model: str | None, as_json: bool) -> 
     from convlens.app.core.errors import DomainError
     from convlens.app.core.pipeline import Scored
     from convlens.app.core.served_model import ServedModel, to_tensor
+    from convlens.app.core.several import look_here
     from convlens.app.core.verdict import Judge
-    from convlens.app.imaging.preprocess import preprocess
+    from convlens.app.imaging.preprocess import open_image, preprocess
+    from convlens.app.reading.cuts import CutScorer
     from convlens.model.checkpoint import CheckpointError
 
     settings = Settings()
@@ -100,17 +105,22 @@ def _predict_local(files: tuple[str, ...], model: str | None, as_json: bool) -> 
     try:
         judge = Judge.load(settings.verdict_dir) if settings.verdict else None
         served = ServedModel.load(name, settings.model_dir(name), settings.precision, judge)
+        cuts = CutScorer.load(settings.cuts_dir) if settings.second_look else None
     except CheckpointError as e:
         _fail(str(e), UNLOADABLE)
     failed = 0
     for path in files:
         try:
             start = time.perf_counter()
-            pre = preprocess(Path(path).read_bytes(), settings.max_pixels)
+            data = Path(path).read_bytes()
+            pre = preprocess(data, settings.max_pixels)
             t_pre = time.perf_counter() - start
             row = served.answer(to_tensor(pre.pixels))[0]
             # the very answer /v1/predict gives, built by the same functions
             scored = Scored.of(pre, row, t_pre, time.perf_counter() - start, served.judge)
+            if settings.second_look:
+                look = look_here(open_image(data, settings.max_pixels), scored.verdict, served, cuts)
+                scored = replace(scored, verdict=look.verdict, reading=look.reading)
             answer: dict[str, Any] = to_prediction(scored, served).model_dump()
         except DomainError as e:
             answer, failed = {"error": {"code": e.code, "message": e.message}}, failed + 1

@@ -7,6 +7,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from PIL import Image
 
 from benchmarks.harness import ROOT, png_bytes, running_server
 from benchmarks.pages import pages
@@ -155,6 +156,18 @@ def test_a_picture_that_is_not_a_digit_is_said_so_plainly(page, tmp_path):
     page.set_input_files("#file", str(path))
     page.wait_for_selector("#verdict-note:not([hidden])")
     assert "does not look like a digit" in page.text_content("#verdict-note")
+
+
+def test_several_digits_are_named_and_pointed_to_the_reader(page, mnist_test, tmp_path):
+    row = np.concatenate([255 - mnist_test.images[i][:, 3:25] for i in (0, 1, 2)], axis=1)
+    big = Image.fromarray(np.pad(row, 16, constant_values=255)).resize((4 * 98, 4 * 60))
+    path = tmp_path / "number.png"
+    big.save(path)
+    page.set_input_files("#file", str(path))
+    page.wait_for_selector("#verdict-note:not([hidden])")
+    note = page.text_content("#verdict-note")
+    want = "".join(str(int(mnist_test.labels[i])) for i in (0, 1, 2))
+    assert f"I see several digits: {want}." in note and "Read a photo" in note, note
 
 
 def test_read_a_photo_shows_boxes_numbers_and_a_digit_inside_the_network(page, server, mnist_test, tmp_path):

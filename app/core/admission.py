@@ -50,9 +50,13 @@ class Gate:
     def close(self) -> None:
         self._executor.shutdown(wait=True)
 
+    @property
+    def full(self) -> bool:
+        return self.active + self.waiting >= self.limit + self.queue
+
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
-        if self.active + self.waiting >= self.limit + self.queue:
+        if self.full:
             if self.reject_delay_s:
                 await asyncio.sleep(self.reject_delay_s)  # costs no CPU; slows a retry storm
             raise Overloaded(

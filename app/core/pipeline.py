@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -20,6 +20,7 @@ from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from convlens.app.config import Settings
+from convlens.app.core import several
 from convlens.app.core.admission import Gate
 from convlens.app.core.errors import DomainError
 from convlens.app.core.explain import Explainer, Method
@@ -48,6 +49,7 @@ class Service:
     explainers: dict[str, Explainer]
     expensive: Gate  # admission for the endpoints that cost 10-100x a prediction
     reading: Gate  # admission for /v1/read: a page costs 100-1000x a prediction
+    looks: Gate  # the reader's second look at flagged predictions (app/core/several.py)
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class Scored:
     total_s: float
     verdict: Verdict | None = None  # None when the service runs without its verdict network
     judged: torch.Tensor | None = None  # (3,) the verdict network's probabilities
+    reading: str | None = None  # what the reader's second look read, when several_digits
 
     @classmethod
     def of(cls, pre: Preprocessed, row: torch.Tensor, t_pre: float, total: float, judge: Judge | None) -> Scored:
@@ -77,11 +80,23 @@ class Scored:
         return int(self.probabilities.argmax())
 
 
-def _scored(
-    pre: Preprocessed, row: torch.Tensor, t_pre: float, total: float, model: ServedModel, service: Service
+async def _scored(
+    pre: Preprocessed,
+    row: torch.Tensor,
+    t_pre: float,
+    start: float,
+    img: Image.Image | bytes,
+    model: ServedModel,
+    service: Service,
 ) -> Scored:
-    """A prediction and its verdict, counted in the metrics."""
-    scored = Scored.of(pre, row, t_pre, total, model.judge)
+    """A prediction and its verdict, settled by the reader's second look when the verdict
+    flags it, counted in the metrics."""
+    scored = Scored.of(pre, row, t_pre, time.perf_counter() - start, model.judge)
+    if service.settings.second_look and several.flagged(scored.verdict):
+        if isinstance(img, bytes):
+            img = open_image(img, service.settings.max_pixels)
+        look = await several.look(img, scored.verdict, model, service.looks, service.models.cuts)
+        scored = replace(scored, verdict=look.verdict, reading=look.reading, total_s=time.perf_counter() - start)
     service.metrics.count_prediction(model.name, scored.digit, scored.verdict)
     return scored
 
@@ -124,7 +139,7 @@ async def score_upload(data: bytes, service: Service, model: ServedModel) -> Sco
         pre = await run_in_threadpool(preprocess_image, img)
         t_pre = time.perf_counter() - start - t_open
         probs = await model.scheduler.submit(to_tensor(pre.pixels))
-    return _scored(pre, probs[0], t_pre + t_open, time.perf_counter() - start, model, service)
+    return await _scored(pre, probs[0], t_pre + t_open, start, img, model, service)
 
 
 def _preprocess_all(datas: list[bytes], max_pixels: int) -> list[Preprocessed | DomainError]:
@@ -152,17 +167,17 @@ async def score_uploads(data: list[bytes], service: Service, model: ServedModel)
     t_pre = time.perf_counter() - start
     good = [p for p in pres if isinstance(p, Preprocessed)]
     probs = await model.scheduler.submit(to_tensor([p.pixels for p in good])) if good else None
-    total = time.perf_counter() - start
     results: list[Scored | DomainError] = []
     row = 0
-    for pre in pres:
+    for pre, upload in zip(pres, data, strict=True):
         if isinstance(pre, DomainError):
             results.append(pre)
             continue
         assert probs is not None
-        results.append(_scored(pre, probs[row], t_pre, total, model, service))
+        # one second look at a time: a batch of flagged uploads waits its turn in the gate
+        results.append(await _scored(pre, probs[row], t_pre, start, upload, model, service))
         row += 1
-    return ScoredBatch(results, t_pre, total)
+    return ScoredBatch(results, t_pre, time.perf_counter() - start)
 
 
 async def score_ink_maps(
@@ -198,7 +213,7 @@ async def activations(data: bytes, service: Service, model: ServedModel, names: 
     pre, t_pre = await preprocess_upload(data, service)
     x = to_tensor(pre.pixels)
     probs, acts = await asyncio.gather(model.scheduler.submit(x), service.expensive.run(model.features, x, names))
-    scored = _scored(pre, probs[0], t_pre, time.perf_counter() - start, model, service)
+    scored = await _scored(pre, probs[0], t_pre, start, data, model, service)
     return Activations(scored, {name: acts[name][0].numpy() for name in names})
 
 
@@ -222,7 +237,7 @@ async def explain_upload(
     row = (await model.scheduler.submit(x))[0]
     chosen = int(split_answer(row)[0].argmax()) if target is None else target
     heat = await service.expensive.run(explainer.heatmap, x, chosen, method)
-    return Explained(_scored(pre, row, t_pre, time.perf_counter() - start, model, service), chosen, heat)
+    return Explained(await _scored(pre, row, t_pre, start, data, model, service), chosen, heat)
 
 
 @dataclass(frozen=True)

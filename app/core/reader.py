@@ -25,7 +25,7 @@ from convlens.app.core.served_model import ServedModel, split_answer, to_tensor
 from convlens.app.core.verdict import Judge
 from convlens.app.reading import decode, segment
 from convlens.app.reading.cuts import CutScorer
-from convlens.app.reading.page import Page, read_page
+from convlens.app.reading.page import READ_SIDE, Page, read_page
 
 Box = tuple[int, int, int, int]
 WORD_DOUBT = 0.05  # a word of digits whose geometric mean verdict P(digit) is below this is dropped
@@ -79,12 +79,14 @@ class Prepared:
         return [w for line in self.layout.lines for w in line]
 
 
-def prepare(img: Image.Image, cuts: CutScorer | None = None) -> Prepared:
+def prepare(
+    img: Image.Image, cuts: CutScorer | None = None, side: int = READ_SIDE, give_up_above: int | None = None
+) -> Prepared:
     """The page's runs of pieces and their pictures, ready for the digit network, each
-    already judged by the cut network."""
-    page = read_page(img)
+    already judged by the cut network. `side`, `give_up_above`: see `read`."""
+    page = read_page(img, side)
     judge = (lambda x: float(cuts.one_digit(x[None])[0])) if cuts is not None else None
-    layout = segment.layout(page.ink, judge)
+    layout = segment.layout(page.ink, judge, give_up_above)
     runs: list[list[tuple[int, int]]] = []
     pictures: list[np.ndarray] = []
     contexts: list[np.ndarray] = []
@@ -158,13 +160,22 @@ def assemble(prep: Prepared, probs: np.ndarray, judged: np.ndarray | None, judge
     return numbers
 
 
-async def read(img: Image.Image, model: ServedModel, gate: Gate, cuts: CutScorer | None) -> Reading:
+async def read(
+    img: Image.Image,
+    model: ServedModel,
+    gate: Gate,
+    cuts: CutScorer | None,
+    side: int = READ_SIDE,
+    give_up_above: int | None = None,
+) -> Reading:
     """The page work runs in `gate`'s low-priority thread; the network passes in the
-    model's scheduler, at normal priority, batched with everything else."""
+    model's scheduler, at normal priority, batched with everything else. The page is read
+    at most `side` pixels on its longer side; with more strokes than `give_up_above`,
+    nothing is read (truncated)."""
     scheduler = model.scheduler
     assert scheduler is not None
     start = time.perf_counter()
-    prep = await gate.run(prepare, img, cuts)
+    prep = await gate.run(prepare, img, cuts, side, give_up_above)
     t_segment = time.perf_counter() - start
     probs, judged = await _score(prep, scheduler)
     return _reading(prep, probs, judged, model.judge, t_segment, start)
@@ -184,11 +195,17 @@ def _split(out: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
     return p.float().numpy(), (j.float().numpy() if j is not None else None)
 
 
-def read_here(img: Image.Image, model: ServedModel, cuts: CutScorer | None) -> Reading:
+def read_here(
+    img: Image.Image,
+    model: ServedModel,
+    cuts: CutScorer | None,
+    side: int = READ_SIDE,
+    give_up_above: int | None = None,
+) -> Reading:
     """The same reading in the calling thread, without a scheduler: the CLI's local mode
     and the benchmarks."""
     start = time.perf_counter()
-    prep = prepare(img, cuts)
+    prep = prepare(img, cuts, side, give_up_above)
     t_segment = time.perf_counter() - start
     if len(prep.pictures):
         probs, judged = _split(model.answer(to_tensor(list(prep.pictures))))

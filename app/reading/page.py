@@ -78,9 +78,9 @@ def ink_of(gray: np.ndarray) -> np.ndarray:
     return drop_specks(ink) if noise > 0 else ink
 
 
-def read_page(img: Image.Image) -> Page:
-    """An image from `open_image` -> its ink at the working resolution."""
+def read_page(img: Image.Image, side: int = READ_SIDE) -> Page:
+    """An image from `open_image` -> its ink at the working resolution (at most `side`)."""
     fmt = img.format or ""
     width, height = _upright_size(img)
-    gray = to_gray(decode(img, READ_SIDE))
+    gray = to_gray(decode(img, side))
     return Page(ink_of(gray), max(width, height) / max(gray.shape), width, height, fmt)

@@ -262,9 +262,13 @@ def _words(members: list[_Stroke], height: float) -> list[list[_Stroke]]:
     return words
 
 
-def layout(ink: np.ndarray, judge: Judge | None = None) -> Layout:
-    """`judge`: (3, 28, 28) candidate input -> P(exactly one digit), see `_pieces_of`."""
+def layout(ink: np.ndarray, judge: Judge | None = None, give_up_above: int | None = None) -> Layout:
+    """`judge`: (3, 28, 28) candidate input -> P(exactly one digit), see `_pieces_of`.
+    With more strokes than `give_up_above` nothing is read (an empty layout, truncated):
+    for callers that expect a few digits, not a page."""
     labels, strokes, truncated = _strokes(ink)
+    if give_up_above is not None and len(strokes) > give_up_above:
+        return Layout(labels, ink, truncated=True)
     out = Layout(labels, ink, truncated=truncated)
     for members in _lines(strokes):
         height = _height(members)

@@ -173,13 +173,15 @@ const shapeText = (s) => s.join("×");
 
 // what the verdict network says, in words; "digit" needs none
 const VERDICT_NOTES = {
-  not_a_digit: "That does not look like a digit. The guess above is what the network would say if it had to.",
-  several_digits: "I see several digits. This page reads one digit at a time: draw or send them one by one.",
+  not_a_digit: () => "That does not look like a digit. The guess above is what the network would say if it had to.",
+  several_digits: (p) =>
+    (p.reading ? `I see several digits: ${p.reading}.` : "I see several digits.") +
+    " This panel reads one digit at a time; \"Read a photo\" below reads them all, with their boxes.",
 };
 
 function showVerdict(p) {
   const note = $("verdict-note");
-  const text = VERDICT_NOTES[p.verdict] || "";
+  const text = VERDICT_NOTES[p.verdict] ? VERDICT_NOTES[p.verdict](p) : "";
   note.hidden = !text;
   note.textContent = text;
   note.dataset.verdict = p.verdict || "";

@@ -39,6 +39,7 @@ def to_prediction(scored: Scored, model: ServedModel) -> Prediction:
         probabilities=p.tolist(),
         verdict=scored.verdict,
         verdict_scores=verdict_scores(scored),
+        reading=scored.reading,
         model=model.name,
         model_version=model.version,
         input=InputInfo(width=pre.width, height=pre.height, format=pre.format, inverted=pre.inverted),

@@ -50,7 +50,14 @@ class Prediction(BaseModel):
     verdict_scores: VerdictScores | None = Field(
         None,
         description="the verdict network's probabilities; the verdict is `digit` unless `digit` falls below "
-        "the threshold on its card (GET /v1/models)",
+        "the threshold on its card (GET /v1/models), and then the number reader's second look decides "
+        "between `not_a_digit` and `several_digits`",
+    )
+    reading: str | None = Field(
+        None,
+        description="with `several_digits`: the numbers the reader sees in the upload, space-separated "
+        "(POST the upload to /v1/read for their digits and boxes); otherwise null",
+        examples=["42"],
     )
     model: str = Field(description="name of the model that answered (see /v1/models)")
     model_version: str
