@@ -1,6 +1,7 @@
 """The reader's second look at flagged predictions: several digits say what they are."""
 
 import asyncio
+import base64
 
 import numpy as np
 from fastapi.testclient import TestClient
@@ -127,3 +128,17 @@ def test_a_full_look_gate_leaves_the_verdict_unread_instead_of_refusing():
 def test_the_openapi_schema_documents_the_reading(client):
     schema = client.get("/openapi.json").json()["components"]["schemas"]["Prediction"]["properties"]
     assert "reading" in schema and "/v1/read" in schema["reading"]["description"]
+
+
+def test_v2_image_files_get_the_same_verdict_as_v1(client):
+    ink = typeset("305", mpl_fonts()[0], 120)
+    data = encode(Image.fromarray(np.pad(255 - (ink * 255).astype(np.uint8), 30, constant_values=255)), "PNG")
+    body = {
+        "inputs": [
+            {"name": "image_bytes", "datatype": "BYTES", "shape": [1], "data": [base64.b64encode(data).decode()]}
+        ]
+    }
+    r = client.post("/v2/models/shipped/infer", json=body)
+    assert r.status_code == 200, r.text
+    verdict = {o["name"]: o for o in r.json()["outputs"]}["verdict"]["data"]
+    assert verdict == [_predict(client, data)["verdict"]] == ["several_digits"]
