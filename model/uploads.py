@@ -36,6 +36,8 @@ class Style:
     low_res: Range  # px, the side of a low-resolution digit before it is enlarged
     fonts: str  # substring of the font file names to use ("Sans", "Serif", ...)
     font_exclude: str = "\0"  # ... and to leave out
+    marker_width: Range = (0.05, 0.12)  # a marker's or finger's stroke, as a share of the canvas side
+    marker_fill: Range = (0.5, 0.85)  # ... the digit's height, as a share of the canvas side
 
 
 TUNE = Style(
@@ -53,6 +55,8 @@ HELDOUT = Style(
     small_height=(22, 45),
     low_res=(8, 16),
     fonts="Serif",
+    marker_width=(0.07, 0.14),  # about a tenth of the canvas side
+    marker_fill=(0.4, 0.8),
 )
 TRAIN = Style(
     pen_width=((0.008, 0.02), (0.02, 0.06), (0.06, 0.12)),
@@ -60,6 +64,8 @@ TRAIN = Style(
     small_height=(26, 60),
     low_res=(7, 20),
     fonts="Sans",
+    marker_width=(0.04, 0.15),
+    marker_fill=(0.35, 0.9),
 )
 
 
@@ -254,6 +260,21 @@ def pen(digit: np.ndarray, label: int, rng: np.random.Generator, style: Style) -
     ink = _place(ink, (side, side), (int(rng.integers(0, side - h + 1)), int(rng.integers(0, side - w + 1))))
     if rng.random() < 0.5:  # a drawing app's black canvas
         return encode(_paint(ink, np.zeros(3), np.full(3, 255.0)), "PNG"), "image/png"
+    return _save_photo_or_png(_paint(ink, _white_paper(rng), _dark_pen(rng)), rng)
+
+
+def marker(digit: np.ndarray, label: int, rng: np.random.Generator, style: Style) -> Upload:
+    """A finger on a phone's drawing canvas, or a felt-tip marker: a round stroke whose width
+    is a share of the canvas side, so a digit drawn small on the canvas has fat strokes."""
+    side = int(rng.integers(200, 700))
+    height = int(_uniform(rng, style.marker_fill) * side)
+    ink = pen_stroke(digit, height, _uniform(rng, style.marker_width) * side)
+    h, w = ink.shape
+    side = max(side, h, w)
+    ink = _place(ink, (side, side), (int(rng.integers(0, side - h + 1)), int(rng.integers(0, side - w + 1))))
+    if rng.random() < 0.5:  # a drawing app's canvas, either colour
+        light = rng.random() < 0.5
+        return encode(_paint(ink, np.full(3, 255.0 * light), np.full(3, 255.0 * (not light))), "PNG"), "image/png"
     return _save_photo_or_png(_paint(ink, _white_paper(rng), _dark_pen(rng)), rng)
 
 
@@ -454,6 +475,7 @@ TUNING_FAMILIES: dict[str, Family] = {
     "shifted": shifted,
     "typed_sans": typed,
     "round_shadow": round_shadow,
+    "felt_tip": marker,  # last, so adding it left the other families' random streams alone
 }
 HELDOUT_FAMILIES: dict[str, Family] = {
     "mnist_png": mnist_png,
@@ -464,6 +486,7 @@ HELDOUT_FAMILIES: dict[str, Family] = {
     "typed_serif": typed,
     "ruled_paper": ruled_paper,
     "shadow": shadow,
+    "marker": marker,
 }
 # the probe's families: what the service misread until preprocessing looked for mats and
 # for shading on noiseless pictures; training does not see them (preprocessing crops the
@@ -476,7 +499,7 @@ PAGE_FAMILIES: dict[str, Family] = {
 }
 # training sees every kind of upload, drawn with its own parameter ranges
 TRAINING_FAMILIES: dict[str, Family] = {
-    **{k: v for k, v in TUNING_FAMILIES.items() if k not in ("mnist_png", "typed_sans")},
-    **{k: v for k, v in HELDOUT_FAMILIES.items() if k not in ("mnist_png", "typed_serif")},
+    **{k: v for k, v in TUNING_FAMILIES.items() if k not in ("mnist_png", "typed_sans", "felt_tip")},
+    **{k: v for k, v in HELDOUT_FAMILIES.items() if k not in ("mnist_png", "typed_serif", "marker")},
     "typed": typed,
 }

@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from convlens.app.core.errors import BlankImage, EmptyImage, ImageTooLarge, UnreadableImage, UnsupportedMediaType
+from convlens.app.imaging.strokes import thin_thick
 
 # What the service accepts; Pillow can open more (ICO, PSD, ...), which we refuse (415).
 FORMATS = frozenset({"PNG", "JPEG", "MPO", "GIF", "BMP", "WEBP", "TIFF"})
@@ -349,8 +350,8 @@ def _resize(a: np.ndarray, size: tuple[int, int], resample: Image.Resampling) ->
 
 
 def fit(ink: np.ndarray) -> np.ndarray:
-    """Crop to the clear ink, Lanczos the longer side to 20 px, and bring thin strokes back
-    to full strength.
+    """Crop to the clear ink, thin a marker's strokes to MNIST's width (`strokes.py`),
+    Lanczos the longer side to 20 px, and bring thin strokes back to full strength.
 
     A thin pen on a big canvas averages down to a faint line; rescaling so the typical
     stroke pixel is 1 restores it without thickening anything, so loops stay open at any
@@ -366,6 +367,10 @@ def fit(ink: np.ndarray) -> np.ndarray:
     crop = ink[top:bottom, left:right]
     rows, cols = np.flatnonzero(crop.any(1)), np.flatnonzero(crop.any(0))  # drop empty margins
     crop = crop[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    thinned = thin_thick(crop)
+    if thinned is not crop:  # a marker's strokes, eroded: its box shrank with them
+        rows, cols = np.flatnonzero(thinned.any(1)), np.flatnonzero(thinned.any(0))
+        crop = thinned[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     h, w = crop.shape
     if max(h, w) == FIT:
         return crop
