@@ -84,3 +84,13 @@ def test_marker_digits_are_read_as_well_as_thin_ones(mnist_test, settings, monke
     monkeypatch.setattr(pre, "thin_thick", lambda crop: crop)
     assert thinned >= 0.93
     assert thinned >= accuracy() + 0.05
+
+
+def test_an_erosion_that_would_cut_a_hairline_is_not_made():
+    """Two marker-wide stems joined by a hairline (a bold serif's join): thinning the stems
+    by erosion would cut the join, so the picture keeps its one stroke or is left alone."""
+    ink = np.zeros((200, 200), np.float32)
+    ink[:, :60] = ink[:, 140:] = 1.0  # stems 0.3 of the box wide
+    ink[98:104, 60:140] = 1.0  # a 6 px hairline between them
+    out = thin_thick(ink)
+    assert ndimage.label(out > 0.5, np.ones((3, 3)))[1] == 1

@@ -349,6 +349,12 @@ def _resize(a: np.ndarray, size: tuple[int, int], resample: Image.Resampling) ->
     return np.asarray(out, dtype=np.float32)
 
 
+def _trim(a: np.ndarray) -> np.ndarray:
+    """`a` without its empty margins (it holds some ink)."""
+    rows, cols = np.flatnonzero(a.any(1)), np.flatnonzero(a.any(0))
+    return a[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
 def fit(ink: np.ndarray) -> np.ndarray:
     """Crop to the clear ink, thin a marker's strokes to MNIST's width (`strokes.py`),
     Lanczos the longer side to 20 px, and bring thin strokes back to full strength.
@@ -364,13 +370,10 @@ def fit(ink: np.ndarray) -> np.ndarray:
     # grown by a pixel to keep a stroke's faint rim, so an MNIST digit keeps its 20 px box
     top, bottom = max(rows[0] - 1, 0), min(rows[-1] + 2, ink.shape[0])
     left, right = max(cols[0] - 1, 0), min(cols[-1] + 2, ink.shape[1])
-    crop = ink[top:bottom, left:right]
-    rows, cols = np.flatnonzero(crop.any(1)), np.flatnonzero(crop.any(0))  # drop empty margins
-    crop = crop[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    crop = _trim(ink[top:bottom, left:right])
     thinned = thin_thick(crop)
     if thinned is not crop:  # a marker's strokes, eroded: its box shrank with them
-        rows, cols = np.flatnonzero(thinned.any(1)), np.flatnonzero(thinned.any(0))
-        crop = thinned[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+        crop = _trim(thinned)
     h, w = crop.shape
     if max(h, w) == FIT:
         return crop

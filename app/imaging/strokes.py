@@ -71,11 +71,10 @@ def thin_thick(crop: np.ndarray) -> np.ndarray:
     width = stroke_width(work)
     if width <= THICK * WORK or edge_ramp(work) > SHARP:
         return crop
-    width /= WORK
     body = work > SOLID
     strokes = _pieces(body)
     signed = ndimage.distance_transform_edt(body) - ndimage.distance_transform_edt(~body)
-    erode = (width - TARGET) * WORK / 2
+    erode = (width - TARGET * WORK) / 2
     for depth in (erode, erode / 2):
         out = np.clip(signed - depth + 0.5, 0.0, 1.0)
         if _pieces(out > SOLID) == strokes:
