@@ -92,7 +92,9 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60, path: str 
     raise RuntimeError(f"{url} not ready after {timeout} s")
 
 
-def start(name: str, port: int, env: dict[str, str], baseline: Path | None = None) -> subprocess.Popen:
+def start(
+    name: str, port: int, env: dict[str, str], baseline: Path | None = None, baseline_env: dict[str, str] | None = None
+) -> subprocess.Popen:
     py = sys.executable
     root = baseline if name == "baseline" and baseline else ROOT
 
@@ -110,6 +112,8 @@ def start(name: str, port: int, env: dict[str, str], baseline: Path | None = Non
         "torchserve": [py, "-m", "benchmarks.servers.torchserve_server", str(port)],
     }
     env = {**os.environ, **env, "PORT": str(port), "HOST": "127.0.0.1", "PYTHONPATH": str(root)}
+    if name == "baseline":
+        env.update(baseline_env or {})
     return subprocess.Popen(
         commands[name], cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
     )
@@ -221,19 +225,28 @@ def parse_args() -> argparse.Namespace:
         type=Path,
         help="another checkout of convlens (e.g. a git worktree of main) measured as server 'baseline'",
     )
+    p.add_argument(
+        "--baseline-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an environment variable for the baseline server only (e.g. CONVLENS_VERDICT=false); repeatable",
+    )
     args = p.parse_args()
     if args.baseline and "baseline" not in args.servers.split(","):
         args.servers += ",baseline"
     return args
 
 
-def start_all(names: list[str], env: dict[str, str], baseline: Path | None) -> tuple[dict, dict[str, str]]:
+def start_all(
+    names: list[str], env: dict[str, str], baseline: Path | None, baseline_env: dict[str, str]
+) -> tuple[dict, dict[str, str]]:
     """Every server started, ready and paused; one that fails is reported and left out."""
     procs: dict[str, subprocess.Popen] = {}
     urls: dict[str, str] = {}
     for i, name in enumerate(names):
         port = 8100 + i
-        procs[name] = proc = start(name, port, env, baseline)
+        procs[name] = proc = start(name, port, env, baseline, baseline_env)
         urls[name] = f"http://127.0.0.1:{port}"
         try:
             wait_ready(urls[name], proc, timeout=120, path=PREDICT_PATH.get(name, "/v1/predict"))
@@ -351,7 +364,8 @@ def main() -> None:
     png = digit_png()
     body = multipart([("file", png)])
     env = {"WEB_CONCURRENCY": str(args.workers)} if args.workers else {}
-    procs, urls = start_all(args.servers.split(","), env, args.baseline)
+    baseline_env = dict(kv.split("=", 1) for kv in args.baseline_env)
+    procs, urls = start_all(args.servers.split(","), env, args.baseline, baseline_env)
     batches: list[tuple[float, float]] = []
     try:
         scripts = {name: lua_script(body, PREDICT_PATH.get(name, "/v1/predict"), tmp / name) for name in procs}

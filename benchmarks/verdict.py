@@ -40,6 +40,7 @@ from convlens.model.nondigits import (
     BENCH_SEVERAL,
     TRAIN_NOT_A_DIGIT,
     TRAIN_SEVERAL,
+    TUNE_BLANK,
     Family,
     as_upload,
 )
@@ -58,11 +59,13 @@ class Judged:
 Judge = Callable[[list[tuple[bytes, str]]], list[Judged]]
 
 
-def render(families: dict[str, Family], n: int, seed: int, digits: np.ndarray) -> dict[str, list[tuple[bytes, str]]]:
+def render(
+    families: dict[str, Family], n: int, seed: int, digits: np.ndarray, pad: bool = True
+) -> dict[str, list[tuple[bytes, str]]]:
     out = {}
     for k, (name, family) in enumerate(families.items()):
         rng = np.random.default_rng([seed, k])
-        out[name] = [as_upload(family(rng, digits), rng, pad=name != "blank_paper") for _ in range(n)]
+        out[name] = [as_upload(family(rng, digits), rng, pad=pad) for _ in range(n)]
     return out
 
 
@@ -190,6 +193,7 @@ def main() -> None:
         ),
     }
     held_digits = test.images
+    # empty paper is sent as it is: paper pasted on paper would have an edge
     for title, families, wanted, seed in (
         ("held-out: not a digit", BENCH_NOT_A_DIGIT, "not_a_digit", BENCH_SEED),
         ("held-out: several digits", BENCH_SEVERAL, "several_digits", BENCH_SEED),
@@ -201,8 +205,10 @@ def main() -> None:
             SEEN_SEED,
         ),
         ("seen families: several digits (MNIST test digits)", TRAIN_SEVERAL, "several_digits", SEEN_SEED),
+        ("tuning: blank paper (the blank test was chosen on these)", TUNE_BLANK, "blank", SEEN_SEED),
     ):
-        groups = {name: judge(ups) for name, ups in render(families, args.n, seed, held_digits).items()}
+        pad = wanted != "blank"
+        groups = {name: judge(ups) for name, ups in render(families, args.n, seed, held_digits, pad).items()}
         results[title] = table(title, groups, wanted, cut)
         if len(groups) > 1:
             n_all = sum(len(g) for g in groups.values())

@@ -429,6 +429,27 @@ def stained_paper(rng: np.random.Generator, digits: np.ndarray) -> Picture:
     return np.clip(a, 0, 1)
 
 
+def notebook_paper(rng: np.random.Generator, digits: np.ndarray) -> Picture:
+    """A notebook or graph page photographed with nothing written on it: rules a little
+    tilted, a margin line, squares, light falling off towards a corner. Tuning only: the
+    blank test (`app/imaging/paper.py`) was chosen on it, never on `blank_paper`."""
+    h, w = int(rng.integers(40, 800)), int(rng.integers(40, 800))
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    a = np.full((h, w), rng.uniform(0.7, 1.0), np.float32)
+    tilt = np.tan(np.radians(rng.uniform(-3, 3)))
+    gap, width = rng.uniform(12, 60), rng.uniform(0.8, 3.5)
+    for lines, along in ((yy + tilt * xx, True), (xx - tilt * yy, rng.random() < 0.3)):
+        if along:
+            near = np.abs((lines - rng.uniform(0, gap)) % gap - gap / 2) > gap / 2 - width / 2
+            a[near] *= rng.uniform(0.55, 0.9)
+    if rng.random() < 0.4:  # the margin
+        x = rng.uniform(0.05, 0.3) * w
+        a[np.abs(xx - tilt * yy - x) < width] *= rng.uniform(0.5, 0.85)
+    corner_y, corner_x = rng.choice([0, h]), rng.choice([0, w])
+    fall = np.hypot(yy - corner_y, xx - corner_x) / np.hypot(h, w)
+    return np.clip(a * (1 - rng.uniform(0, 0.35) * fall), 0, 1)
+
+
 TRAIN_NOT_A_DIGIT: dict[str, Family] = {
     "typed_glyph": typed_glyph,
     "typed_word": typed_word,
@@ -450,6 +471,8 @@ BENCH_NOT_A_DIGIT: dict[str, Family] = {
 }
 BENCH_SEVERAL: dict[str, Family] = {"mnist_test_numbers": several_digits, "typed_numbers": typed_number}
 BENCH_BLANK: dict[str, Family] = {"blank_paper": blank_paper}
+# the blank test's own families: training's empty paper at a fresh seed, and notebook pages
+TUNE_BLANK: dict[str, Family] = {"stained_paper": stained_paper, "notebook_paper": notebook_paper}
 
 
 # -- as a file -------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ class Style:
     font_exclude: str = "\0"  # ... and to leave out
     marker_width: Range = (0.05, 0.12)  # a marker's or finger's stroke, as a share of the canvas side
     marker_fill: Range = (0.5, 0.85)  # ... the digit's height, as a share of the canvas side
+    rule_tilt: Range = (0.5, 3.0)  # degrees a photographed ruled page is askew
 
 
 TUNE = Style(
@@ -57,6 +58,7 @@ HELDOUT = Style(
     fonts="Serif",
     marker_width=(0.07, 0.14),  # about a tenth of the canvas side
     marker_fill=(0.4, 0.8),
+    rule_tilt=(0.3, 4.0),
 )
 TRAIN = Style(
     pen_width=((0.008, 0.02), (0.02, 0.06), (0.06, 0.12)),
@@ -367,17 +369,37 @@ PAPERS = np.array([[250, 246, 225], [255, 250, 170], [215, 232, 250], [250, 220,
 
 def ruled_paper(digit: np.ndarray, label: int, rng: np.random.Generator, style: Style) -> Upload:
     """Coloured paper, ruled with lines or squares; a digit in pen on it."""
+    return _save_photo_or_png(_ruled(digit, rng, 0.0), rng)
+
+
+def askew_ruled(digit: np.ndarray, label: int, rng: np.random.Generator, style: Style) -> Upload:
+    """`ruled_paper` photographed a little askew: its rules tilted either way, the digit upright."""
+    tilt = _uniform(rng, style.rule_tilt) * float(rng.choice([-1, 1]))
+    return _save_photo_or_png(_ruled(digit, rng, tilt), rng)
+
+
+def askew_page(digit: np.ndarray, label: int, rng: np.random.Generator, style: Style) -> Upload:
+    """A level ruled page with a digit on it, the whole picture turned either way (digit,
+    rules and all, resampled), the corners filled with the paper."""
+    tilt = _uniform(rng, style.rule_tilt) * float(rng.choice([-1, 1]))
+    img = _ruled(digit, rng, 0.0)
+    paper = tuple(int(v) for v in np.median(np.asarray(img).reshape(-1, 3), axis=0))  # most of it is paper
+    return _save_photo_or_png(img.rotate(tilt, Image.Resampling.BICUBIC, fillcolor=paper), rng)
+
+
+def _ruled(digit: np.ndarray, rng: np.random.Generator, tilt_deg: float) -> Image.Image:
     side = 28 * int(rng.integers(4, 10))
     ink = _on_canvas(_enlarge(digit, side), rng)
     h, w = ink.shape
     paper = np.broadcast_to(PAPERS[int(rng.integers(len(PAPERS)))], (h, w, 3)).copy()
     gap, line = int(rng.integers(max(12, side // 6), max(13, side // 3))), int(rng.integers(1, 3))
     colour = np.array([rng.uniform(100, 180), rng.uniform(150, 200), rng.uniform(200, 240)])
-    rows = (np.arange(h) + int(rng.integers(gap))) % gap < line
-    paper[rows] = colour
+    yy, xx = np.mgrid[0:h, 0:w]
+    t = np.tan(np.radians(tilt_deg))
+    paper[(yy + t * xx + int(rng.integers(gap))) % gap < line] = colour
     if rng.random() < 0.5:  # squared paper
-        paper[:, (np.arange(w) + int(rng.integers(gap))) % gap < line] = colour
-    return _save_photo_or_png(_paint(ink, paper, _dark_pen(rng)), rng)
+        paper[(xx - t * yy + int(rng.integers(gap))) % gap < line] = colour
+    return _paint(ink, paper, _dark_pen(rng))
 
 
 def shadow(digit: np.ndarray, label: int, rng: np.random.Generator, style: Style) -> Upload:
@@ -476,6 +498,7 @@ TUNING_FAMILIES: dict[str, Family] = {
     "typed_sans": typed,
     "round_shadow": round_shadow,
     "felt_tip": marker,  # last, so adding it left the other families' random streams alone
+    "askew_ruled": askew_ruled,
 }
 HELDOUT_FAMILIES: dict[str, Family] = {
     "mnist_png": mnist_png,
@@ -487,6 +510,7 @@ HELDOUT_FAMILIES: dict[str, Family] = {
     "ruled_paper": ruled_paper,
     "shadow": shadow,
     "marker": marker,
+    "askew_page": askew_page,
 }
 # the probe's families: what the service misread until preprocessing looked for mats and
 # for shading on noiseless pictures; training does not see them (preprocessing crops the
@@ -499,7 +523,7 @@ PAGE_FAMILIES: dict[str, Family] = {
 }
 # training sees every kind of upload, drawn with its own parameter ranges
 TRAINING_FAMILIES: dict[str, Family] = {
-    **{k: v for k, v in TUNING_FAMILIES.items() if k not in ("mnist_png", "typed_sans", "felt_tip")},
-    **{k: v for k, v in HELDOUT_FAMILIES.items() if k not in ("mnist_png", "typed_serif", "marker")},
+    **{k: v for k, v in TUNING_FAMILIES.items() if k not in ("mnist_png", "typed_sans", "felt_tip", "askew_ruled")},
+    **{k: v for k, v in HELDOUT_FAMILIES.items() if k not in ("mnist_png", "typed_serif", "marker", "askew_page")},
     "typed": typed,
 }

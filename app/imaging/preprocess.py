@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from convlens.app.core.errors import BlankImage, EmptyImage, ImageTooLarge, UnreadableImage, UnsupportedMediaType
+from convlens.app.imaging.paper import lift_lines
 from convlens.app.imaging.strokes import thin_thick
 
 # What the service accepts; Pillow can open more (ICO, PSD, ...), which we refuse (415).
@@ -41,7 +42,7 @@ RULE_MAX = 0.03  # ruled lines are at most this share of the picture's height (o
 SHADOW_MIN_SIDE = 128  # pictures this big may be photos with a shadow across the paper
 PAPER_MAP_SIDE = 64  # resolution of the local paper estimate
 SHADOW_DEPTH = 0.05  # paper whose level varies more than this across the picture is shaded
-MAT_MIN_SIDE = 32  # smaller pictures (an MNIST digit) are a digit, not a page with a mat
+MAT_MIN_SIDE = 32  # smaller pictures (an MNIST digit) are a digit, not a page with a mat or rules
 MAT_INK = 0.25  # a mat departs from the paper by at least this share of the strongest ink
 MAT_SOLID = 0.95  # a line this much ink is solid: the edge of a desk, a frame, a pasted picture
 MAT_GAP = 0.02  # ... and one with at most this much is paper
@@ -291,7 +292,8 @@ def _noise(gray: np.ndarray) -> float:
 
 def _stretch(ink: np.ndarray, noise: float) -> np.ndarray:
     """Ink over the paper's noise (5 sigma, yet never above half the ink) -> [0, 1], solid
-    ink at 1; ruled lines removed, and on noisy paper lone specks."""
+    ink at 1; a page's printed lines removed (`paper.py`, and level rules in pictures too
+    small for it), and on noisy paper lone specks."""
     top = float(ink.max())
     if top < MIN_CONTRAST:
         raise BlankImage("no digit found: the image has no visible ink (it is blank or uniform)")
@@ -299,6 +301,10 @@ def _stretch(ink: np.ndarray, noise: float) -> np.ndarray:
     strong = ink[ink > (floor + top) / 2]
     high = _percentile(strong, 99) if strong.size else top
     ink = np.clip((ink - floor) / max(high - floor, 1e-6), 0.0, 1.0, dtype=np.float32)
+    if min(ink.shape) >= MAT_MIN_SIDE:  # a page, perhaps askew (an MNIST digit is none)
+        ink, blank = lift_lines(ink)
+        if blank:
+            raise BlankImage("no digit found: the image has nothing on it but the paper's printed lines")
     ink = remove_rules(remove_rules(ink, horizontal=True), horizontal=False)
     return drop_specks(ink) if noise > 0 else ink
 
