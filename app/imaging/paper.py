@@ -37,14 +37,21 @@ def _factor(shape: tuple[int, ...]) -> int:
     return -(-max(shape) // WORK)
 
 
-def _pooled(mask: np.ndarray, k: int) -> np.ndarray:
-    """Max-pooled by k (a 1 px line stays a line)."""
+def _pooled(a: np.ndarray, k: int) -> np.ndarray:
+    """Max-pooled by k (a 1 px line stays a line); slice by slice, which is many times
+    faster than a reduction over a reshaped array's strided axes."""
     if k == 1:
-        return mask
-    h, w = mask.shape
-    padded = np.zeros((-(-h // k) * k, -(-w // k) * k), dtype=bool)
-    padded[:h, :w] = mask
-    return np.asarray(padded.reshape(padded.shape[0] // k, k, padded.shape[1] // k, k).any(axis=(1, 3)))
+        return a
+    h, w = a.shape
+    padded = np.zeros((-(-h // k) * k, -(-w // k) * k), dtype=a.dtype)
+    padded[:h, :w] = a
+    rows = padded[0::k].copy()
+    for i in range(1, k):
+        np.maximum(rows, padded[i::k], out=rows)
+    out = rows[:, 0::k].copy()
+    for i in range(1, k):
+        np.maximum(out, rows[:, i::k], out=out)
+    return out
 
 
 def _level_lines(faint: np.ndarray) -> np.ndarray:
@@ -60,17 +67,20 @@ def _level_lines(faint: np.ndarray) -> np.ndarray:
     step = min(MAX_TILT, np.degrees(np.arctan(0.5 / w)))
     tilts = np.radians(np.arange(-MAX_TILT, MAX_TILT + step / 2, step))
     # pixel (y, x) lies on sheared row y - shift[t, x] (+ m, to index from 0)
-    shift = np.round(np.tan(tilts)[:, None] * np.arange(w)).astype(int)
+    shift = np.round(np.tan(tilts)[:, None] * np.arange(w)).astype(np.int32)
     m = int(np.ceil(w * np.tan(np.radians(MAX_TILT))))
     n_rows = h + 2 * m
-    t_index = np.arange(len(tilts))[:, None]
+    t_index = np.arange(len(tilts), dtype=np.int32)[:, None]
     fy, fx = np.nonzero(faint)
-    inked = np.bincount((t_index * n_rows + fy - shift[:, fx] + m).ravel(), minlength=len(tilts) * n_rows)
+    sheared = fy.astype(np.int32) + m - shift[:, fx]  # [t, i]: the sheared row of faint pixel i
+    inked = np.bincount((sheared + t_index * n_rows).ravel(), minlength=len(tilts) * n_rows)
     inked = inked.reshape(len(tilts), n_rows)
     # a tilted line may leave through the top or bottom: its way is measured inside
+    # way[t, r] = columns whose shift lies in [-r, h - r): from each tilt's count of shifts
+    counts = np.bincount((t_index * (2 * m + 1) + shift + m).ravel(), minlength=len(tilts) * (2 * m + 1))
+    below = np.concatenate([np.zeros((len(tilts), 1), int), counts.reshape(len(tilts), -1).cumsum(1)], 1)
     r = np.arange(n_rows) - m
-    order = np.sort(shift, axis=1)
-    way = np.stack([np.searchsorted(s, h - r) - np.searchsorted(s, -r) for s in order])
+    way = below[:, np.clip(h - r + m, 0, 2 * m + 1)] - below[:, np.clip(-r + m, 0, 2 * m + 1)]
     across = (inked >= SPAN * way) & (way >= 2)
     runs, n = ndimage.label(across, np.array([[0, 0, 0], [1, 1, 1], [0, 0, 0]]))
     if not n:
@@ -79,7 +89,7 @@ def _level_lines(faint: np.ndarray) -> np.ndarray:
     thin[0] = False
     # and the rows on either side of a line: its staircase rims
     chosen = ndimage.binary_dilation(thin[runs], np.array([[0, 1, 0], [0, 1, 0], [0, 1, 0]], dtype=bool).T)
-    hit = chosen[t_index, fy - shift[:, fx] + m].any(0)
+    hit = chosen[t_index, sheared].any(0)
     found = np.zeros_like(faint)
     found[fy[hit], fx[hit]] = True
     # one line is found at several neighbouring tilts, with the lines down the page that
@@ -161,7 +171,7 @@ def _erase_into(out: np.ndarray, lines: list[Line]) -> None:
 
 
 def _specks_only(ink: np.ndarray, k: int) -> bool:
-    mask = _pooled(ink > INK, k)
+    mask = _pooled(ink, k) > INK
     if not mask.any():
         return True
     sizes = np.bincount(ndimage.label(mask, EIGHT)[0].ravel())[1:]
@@ -171,10 +181,10 @@ def _specks_only(ink: np.ndarray, k: int) -> bool:
 def lift_lines(ink: np.ndarray) -> tuple[np.ndarray, bool]:
     """The ink map without the page's printed lines, and whether it held nothing else."""
     k = _factor(ink.shape)
-    mask = _pooled(ink > INK, k)
-    if not mask.any() or min(mask.shape) < 8:
+    pooled = _pooled(ink, k)
+    if not (pooled > INK).any() or min(pooled.shape) < 8:
         return ink, False
-    faint = _pooled(ink > FAINT, k)
+    faint = pooled > FAINT
     across = _fit(ink, _level_lines(faint), k)
     down = _fit(ink.T, _level_lines(faint.T), k)
     if len(down) == 1 and not across:
