@@ -7,7 +7,7 @@ from PIL import Image
 
 from benchmarks.harness import mnist_fixture
 from convlens.app.core.errors import BlankImage
-from convlens.app.imaging.paper import only_paper
+from convlens.app.imaging.paper import lift_lines
 from convlens.app.imaging.preprocess import preprocess
 from convlens.model.uploads import encode
 
@@ -29,6 +29,11 @@ def page(h: int, w: int, gap: float, tilt_deg: float = 0.0, squares: bool = Fals
 
 def png(gray: np.ndarray) -> bytes:
     return encode(Image.fromarray(np.clip(gray * 255, 0, 255).astype(np.uint8)), "PNG")
+
+
+def only_paper(ink: np.ndarray) -> bool:
+    """Whether `lift_lines` finds nothing on the ink map but a page's printed lines."""
+    return lift_lines(ink)[1]
 
 
 def ink(gray: np.ndarray) -> np.ndarray:

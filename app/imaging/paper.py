@@ -202,8 +202,3 @@ def lift_lines(ink: np.ndarray) -> tuple[np.ndarray, bool]:
     if len(rules) < 2 and not (rules and columns) and len(columns) < 2:
         return ink, blank  # what stays is the digit, and a lone line may be its bar
     return bare, blank
-
-
-def only_paper(ink: np.ndarray) -> bool:
-    """Whether an ink map holds nothing but a page's printed lines (and specks)."""
-    return lift_lines(ink)[1]
