@@ -4,9 +4,9 @@
 
 Held-out families (`model.nondigits.BENCH_*`), none of them a training family nor from a
 training source: letters, symbols and words typed in STIX and Computer Modern
-(matplotlib's fonts; training typed DejaVu Sans), the same fonts' letters redrawn with a
+(matplotlib's fonts; training typed DejaVu and Liberation Sans), the same fonts' letters redrawn with a
 pen, hand-drawn shapes (stars, arrows, triangles, boxes, ticks, crosses, faces, hearts,
-spirals; training drew only random scribbles and hatching), crops of scikit-image
+spirals; training drew random scribbles, hatching and random outlines), crops of scikit-image
 photographs training never saw, real textures (brick, grass, gravel) and salt-and-pepper
 paper, 2-4 MNIST *test* digits in one picture, numbers typed in the unseen fonts, and
 blank paper. Digits: the 10,000 MNIST test digits and both splits of

@@ -156,8 +156,9 @@ def typed_word(rng: np.random.Generator, digits: np.ndarray) -> Picture:
 
 
 def drawn_glyph(rng: np.random.Generator, digits: np.ndarray) -> Picture:
-    """A DejaVu Sans letter or symbol redrawn with a pen."""
-    return _drawn_glyph_picture(rng, fonts("Sans", "Mono"))
+    """A letter or symbol of this machine's sans or serif fonts (DejaVu, Liberation), redrawn
+    with a pen: at a pen's width the serifs are gone, so typed serif digits stay untaught."""
+    return _drawn_glyph_picture(rng, fonts("Sans", "Mono") + fonts("Serif"))
 
 
 def scribble(rng: np.random.Generator, digits: np.ndarray) -> Picture:
@@ -170,6 +171,61 @@ def scribble(rng: np.random.Generator, digits: np.ndarray) -> Picture:
         pts = rng.uniform(0.2, 0.8, 2) + steps.cumsum(0)
         strokes.append(np.clip(pts, 0, 1))
     return _paper(_draw(strokes, _pen_width(rng)))
+
+
+def _outline(rng: np.random.Generator, n: int, centre: np.ndarray, radius: float) -> np.ndarray:
+    """A closed polygon of `n` corners around `centre`, each at its own distance (a
+    random star-convex outline: a triangle, a box, a kite, a blob of edges)."""
+    angles = np.sort(rng.uniform(0, 2 * np.pi, n))
+    radii = radius * rng.uniform(0.55, 1.0, n)
+    pts = centre + np.stack([np.cos(angles), np.sin(angles)], 1) * radii[:, None]
+    return np.concatenate([pts, pts[:1]])
+
+
+def _ellipse(rng: np.random.Generator, centre: np.ndarray, radius: float) -> np.ndarray:
+    t = np.linspace(0, 2 * np.pi, 40)
+    a, b, turn = radius, radius * rng.uniform(0.5, 1.0), rng.uniform(0, np.pi)
+    x, y = a * np.cos(t), b * np.sin(t)
+    return centre + np.stack([x * np.cos(turn) - y * np.sin(turn), x * np.sin(turn) + y * np.cos(turn)], 1)
+
+
+def figure(rng: np.random.Generator, digits: np.ndarray) -> Picture:
+    """A figure built from random outlines: a polygon of 3-8 random corners, with
+    something inside it (a smaller outline, a cross, a dot), overlapping another, rings
+    around one centre, or a ring with rays. Never one lone ring or arc (a 0, a C) and
+    never an open stroke of few segments (a 7, an L): those would teach that digits are
+    not digits."""
+    centre = np.array([0.5, 0.5]) + rng.normal(0, 0.03, 2)
+    kind = int(rng.integers(5))
+    if kind == 0:  # a lone polygon
+        strokes = [_outline(rng, int(rng.integers(3, 9)), centre, 0.45)]
+    elif kind == 1:  # a polygon or ring with something inside
+        if rng.random() < 0.6:
+            outer = _outline(rng, int(rng.integers(3, 9)), centre, 0.45)
+        else:
+            outer = _ellipse(rng, centre, 0.45)
+        inner = int(rng.integers(3))
+        if inner == 0:
+            strokes = [outer, _outline(rng, int(rng.integers(3, 7)), centre, 0.2)]
+        elif inner == 1:
+            r = 0.15
+            strokes = [outer, centre + np.array([[-r, -r], [r, r]]), centre + np.array([[r, -r], [-r, r]])]
+        else:
+            t = np.linspace(0, 2 * np.pi, 10)
+            strokes = [outer, centre + np.stack([np.cos(t), np.sin(t)], 1) * 0.04]
+    elif kind == 2:  # two overlapping outlines
+        shift = rng.normal(0, 0.12, 2)
+        strokes = [_outline(rng, int(rng.integers(3, 7)), centre - shift, 0.32) for _ in range(2)]
+        strokes[1] += 2 * shift
+    elif kind == 3:  # rings around one centre
+        strokes = [_ellipse(rng, centre, r) for r in (0.45, 0.28, 0.1)]
+    else:  # a ring with rays (a sun, a flower)
+        k, r = int(rng.integers(4, 11)), rng.uniform(0.15, 0.25)
+        strokes = [_ellipse(rng, centre, r)]
+        for a in rng.uniform(0, 2 * np.pi) + np.arange(k) * 2 * np.pi / k:
+            d = np.array([np.cos(a), np.sin(a)])
+            strokes.append(np.stack([centre + d * (r + 0.04), centre + d * 0.47]))
+    return _paper(_draw([np.clip(_jitter(s, rng, 0.01), 0, 1) for s in strokes], _pen_width(rng)))
 
 
 def hatching(rng: np.random.Generator, digits: np.ndarray) -> Picture:
@@ -456,6 +512,7 @@ TRAIN_NOT_A_DIGIT: dict[str, Family] = {
     "drawn_glyph": drawn_glyph,
     "scribble": scribble,
     "hatching": hatching,
+    "figure": figure,
     "noise": noise,
     "pattern": pattern,
     "photo": photo,

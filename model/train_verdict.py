@@ -7,7 +7,7 @@ The article's network with three outputs (outlier exposure: Hendrycks et al., 20
 Digits: MNIST training digits as they are, and rendered as uploads by the families the
 digit networks train on and by `nondigits.as_upload`; not digits: the training families of
 `model/nondigits.py` (DejaVu Sans letters and words, pen-drawn letters, scribbles,
-hatching, noise, formula textures, some of scikit-image's photographs); several digits:
+hatching, random figures, noise, formula textures, some of scikit-image's photographs); several digits:
 two to four MNIST training digits side by side. Everything an upload goes through passes
 the service's own preprocessing, so the network judges what it will be shown.
 
@@ -221,7 +221,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", default="data/mnist", help="MNIST IDX files (default: %(default)s)")
     p.add_argument("--out-dir", default="weights/verdict", help="default: %(default)s")
-    p.add_argument("--epochs", type=int, default=12, help="default: %(default)s")
+    p.add_argument("--epochs", type=int, default=24, help="default: %(default)s")
     p.add_argument("--batch-size", type=int, default=256, help="default: %(default)s")
     p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default: %(default)s)")
     p.add_argument(
@@ -232,7 +232,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--val", type=int, default=10000, help="MNIST training digits kept for validation (default: %(default)s)"
     )
     p.add_argument(
-        "--max-flagged", type=float, default=0.001, help="share of validation digits flagged (default: %(default)s)"
+        "--max-flagged", type=float, default=0.0005, help="share of validation digits flagged (default: %(default)s)"
     )
     p.add_argument("--seed", type=int, default=0, help="default: %(default)s")
     p.add_argument("--workers", type=int, default=2, help="processes rendering uploads (default: %(default)s)")

