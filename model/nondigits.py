@@ -157,7 +157,7 @@ def typed_word(rng: np.random.Generator, digits: np.ndarray) -> Picture:
 
 def drawn_glyph(rng: np.random.Generator, digits: np.ndarray) -> Picture:
     """A letter or symbol of this machine's sans or serif fonts (DejaVu, Liberation), redrawn
-    with a pen: at a pen's width the serifs are gone, so typed serif digits stay untaught."""
+    with a pen along its shape at 28 x 28, so the letter's form is taught, not its type."""
     return _drawn_glyph_picture(rng, fonts("Sans", "Mono") + fonts("Serif"))
 
 

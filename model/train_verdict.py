@@ -6,9 +6,9 @@
 The article's network with three outputs (outlier exposure: Hendrycks et al., 2019).
 Digits: MNIST training digits as they are, and rendered as uploads by the families the
 digit networks train on and by `nondigits.as_upload`; not digits: the training families of
-`model/nondigits.py` (DejaVu Sans letters and words, pen-drawn letters, scribbles,
-hatching, random figures, noise, formula textures, some of scikit-image's photographs); several digits:
-two to four MNIST training digits side by side. Everything an upload goes through passes
+`model/nondigits.py` (DejaVu and Liberation Sans letters and words, pen-drawn letters,
+scribbles, hatching, random figures, noise, formula textures, some of scikit-image's
+photographs); several digits: two to four MNIST training digits side by side. Everything an upload goes through passes
 the service's own preprocessing, so the network judges what it will be shown.
 
 The served rule: "digit" unless the digit probability falls below a threshold chosen on
