@@ -119,13 +119,14 @@ Reader = Callable[[TruePage], ReadPage]
 
 def local_reader(model_name: str, use_cuts: bool = True) -> Reader:
     from convlens.app.config import Settings
+    from convlens.app.core.precision import serving_dtype
     from convlens.app.core.reader import read_here
     from convlens.app.core.served_model import ServedModel
     from convlens.app.core.verdict import Judge
     from convlens.app.reading.cuts import CutScorer
 
     settings = Settings()
-    judge = Judge.load(settings.verdict_dir) if settings.verdict else None
+    judge = Judge.load(settings.verdict_dir, dtype=serving_dtype(settings.precision)) if settings.verdict else None
     model = ServedModel.load(model_name, settings.weights_dir / model_name, judge=judge)
     cuts = CutScorer.load(settings.cuts_dir) if use_cuts else None
 

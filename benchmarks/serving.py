@@ -352,7 +352,7 @@ def report(samples: Samples, batches: list[tuple[float, float]], conns: list[int
 
 def main() -> None:
     from convlens.app.config import Settings
-    from convlens.app.core.served_model import resolve_precision
+    from convlens.app.core.precision import resolve_precision
 
     args = parse_args()
     if not shutil.which("wrk"):

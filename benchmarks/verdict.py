@@ -75,6 +75,7 @@ def local_judge(batch: int = 256) -> Judge:
     from convlens.app.config import Settings
     from convlens.app.core.errors import BlankImage, DomainError
     from convlens.app.core.pipeline import Scored
+    from convlens.app.core.precision import serving_dtype
     from convlens.app.core.served_model import ServedModel, to_tensor
     from convlens.app.core.several import look_here
     from convlens.app.core.verdict import Judge as VerdictNetwork
@@ -84,7 +85,10 @@ def local_judge(batch: int = 256) -> Judge:
     settings = Settings()
     name = settings.default_model
     served = ServedModel.load(
-        name, settings.model_dir(name), settings.precision, VerdictNetwork.load(settings.verdict_dir)
+        name,
+        settings.model_dir(name),
+        settings.precision,
+        VerdictNetwork.load(settings.verdict_dir, dtype=serving_dtype(settings.precision)),
     )
     cuts = CutScorer.load(settings.cuts_dir)
 

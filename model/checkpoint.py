@@ -14,6 +14,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
 from convlens.model.net import ConvNet, NetConfig
+from convlens.model.verdict_head import HeadConfig, VerdictHead
 
 FORMAT = "convlens/1"
 
@@ -30,7 +31,7 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def save_checkpoint(model: ConvNet, path: str | Path) -> str:
+def save_checkpoint(model: ConvNet | VerdictHead, path: str | Path) -> str:
     """Write weights + config; returns the file's sha256."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -45,6 +46,21 @@ def save_checkpoint(model: ConvNet, path: str | Path) -> str:
 
 def load_checkpoint(path: str | Path, expected_sha256: str | None = None) -> ConvNet:
     """Rebuild the network from a weights file, in eval mode."""
+    model = _load(path, expected_sha256, "network")
+    if not isinstance(model, ConvNet):
+        raise CheckpointError(f"{path} holds a verdict head, not a network")
+    return model
+
+
+def load_head(path: str | Path, expected_sha256: str | None = None) -> VerdictHead:
+    """Rebuild a verdict head (`model/verdict_head.py`) from its weights file, in eval mode."""
+    model = _load(path, expected_sha256, "head")
+    if not isinstance(model, VerdictHead):
+        raise CheckpointError(f"{path} holds a network, not a verdict head")
+    return model
+
+
+def _load(path: str | Path, expected_sha256: str | None, what: str) -> ConvNet | VerdictHead:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"weights file not found: {path}")
@@ -60,14 +76,17 @@ def load_checkpoint(path: str | Path, expected_sha256: str | None = None) -> Con
             header = json.loads((f.metadata() or {}).get("convlens", "{}"))
         if header.get("format") != FORMAT:
             raise CheckpointError(f"{path} is not a convlens checkpoint (no {FORMAT} metadata)")
-        config = NetConfig.from_dict(header["config"])
-        state = load_file(str(path))
-        model = ConvNet(config)
-        model.load_state_dict(state, strict=True)
+        config = header["config"]
+        model: ConvNet | VerdictHead
+        if config.get("kind") == "verdict_head":
+            model = VerdictHead(HeadConfig.from_dict(config))
+        else:
+            model = ConvNet(NetConfig.from_dict(config))
+        model.load_state_dict(load_file(str(path)), strict=True)
     except CheckpointError:
         raise
-    except (SafetensorError, OSError, ValueError, KeyError, RuntimeError, TypeError) as e:
+    except (SafetensorError, OSError, ValueError, KeyError, RuntimeError, TypeError, AttributeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"cannot load weights {path}: {first}") from e
+        raise CheckpointError(f"cannot load {what} weights {path}: {first}") from e
     model.eval()
     return model

@@ -92,10 +92,8 @@ SHIPPED = NetConfig(channels=(32, 64), convs_per_stage=2, padding=1, batch_norm=
 # The article's starting point: no convolutions, flatten 784 -> dense 128 -> ReLU -> dense 10.
 MLP = NetConfig(channels=(), hidden=128)
 PRESETS: dict[str, NetConfig] = {"article": ARTICLE, "shipped": SHIPPED, "mlp": MLP}
-# The verdict network (model/train_verdict.py): the article's shape, judging the input
-# instead of reading it; its outputs, in order:
+# The verdict head's outputs, in order (model/verdict_head.py, model/train_verdict.py)
 VERDICT_CLASSES = ("digit", "not_a_digit", "several_digits")
-VERDICT = NetConfig(channels=(32, 64), batch_norm=True, num_classes=len(VERDICT_CLASSES))
 DESCRIPTIONS = {
     "shipped": "The shipped network: the article's conv-ReLU-pool pattern with two 3x3 convs per stage, "
     "padding and batch norm (28 -> 28 -> 14 -> 14 -> 7), trained on MNIST and rendered uploads.",

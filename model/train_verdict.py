@@ -1,9 +1,12 @@
-"""Train the verdict network: is the 28 x 28 input one digit, not a digit, or several?
+"""Train the verdict head: is the 28 x 28 input one digit, not a digit, or several?
 
     python -m model.train_verdict --data-dir data/mnist --out-dir weights/verdict
     python -m model.train_verdict --smoke --data-dir tests/fixtures/mnist --out-dir /tmp/v
 
-The article's network with three outputs (outlier exposure: Hendrycks et al., 2019).
+A small head on the frozen shipped network's activations (`model/verdict_head.py`), three
+outputs, trained by outlier exposure (Hendrycks et al., 2019). The trunk's features of
+every input are computed once, for the input as it is and for one augmented copy. The card
+records the trunk's sha256: a retrained shipped network needs a retrained head.
 Digits: MNIST training digits as they are, and rendered as uploads by the families the
 digit networks train on and by `nondigits.as_upload`; not digits: the training families of
 `model/nondigits.py` (DejaVu and Liberation Sans letters and words, pen-drawn letters,
@@ -36,12 +39,13 @@ import torch
 import torch.nn.functional as F
 
 from convlens.model.augment import AugmentConfig, augment
-from convlens.model.card import CARD_FILE, WEIGHTS_FILE
-from convlens.model.checkpoint import save_checkpoint
+from convlens.model.card import CARD_FILE, WEIGHTS_FILE, load_folder
+from convlens.model.checkpoint import CheckpointError, save_checkpoint
 from convlens.model.data import DatasetError, load_split
 from convlens.model.evaluate import normalize
-from convlens.model.net import VERDICT, VERDICT_CLASSES, ConvNet, NetConfig, count_parameters
+from convlens.model.net import VERDICT_CLASSES, ConvNet, count_parameters
 from convlens.model.nondigits import TRAIN_NOT_A_DIGIT, TRAIN_SEVERAL, Family, as_upload
+from convlens.model.verdict_head import HeadConfig, VerdictHead, trunk_outputs
 
 log = logging.getLogger("model.train_verdict")
 DIGIT, NOT_A_DIGIT, SEVERAL = range(3)
@@ -136,13 +140,47 @@ def _one_thread() -> None:
     torch.set_num_threads(1)  # the rendering processes share the cores among themselves
 
 
+Features = tuple[torch.Tensor, list[torch.Tensor]]  # the trunk's logits and stage outputs
+
+
 @torch.no_grad()
-def verdict_probabilities(model: ConvNet, images: np.ndarray, batch: int = 2000) -> torch.Tensor:
-    model.eval()
-    parts = [
-        model(normalize(torch.from_numpy(images[i : i + batch]).unsqueeze(1))).softmax(1)
-        for i in range(0, len(images), batch)
+def trunk_features(trunk: ConvNet, images: np.ndarray, batch: int = 2000) -> Features:
+    """The frozen digit network's logits and stage outputs for uint8 inputs, kept in
+    float16 (half the memory of a training set's maps; the head reads them in float32)."""
+    trunk.eval()
+    logits, stages = [], []
+    for i in range(0, len(images), batch):
+        lg, st = trunk_outputs(trunk, normalize(torch.from_numpy(images[i : i + batch]).unsqueeze(1)))
+        logits.append(lg.half())
+        stages.append([t.half() for t in st])
+    if not logits:
+        return torch.zeros(0, trunk.config.num_classes), []
+    return torch.cat(logits), [torch.cat(parts) for parts in zip(*stages, strict=True)]
+
+
+def augmented(images: np.ndarray, seed: int) -> np.ndarray:
+    """One augmented copy of the inputs (the digit networks' small shifts, turns and
+    stroke changes): the frozen trunk's features are computed once, not every epoch."""
+    gen = torch.Generator().manual_seed(seed)
+    out = [
+        (augment(torch.from_numpy(images[i : i + 2000]).unsqueeze(1).float() / 255, AugmentConfig(), gen)[:, 0] * 255)
+        .round()
+        .to(torch.uint8)
+        .numpy()
+        for i in range(0, len(images), 2000)
     ]
+    return np.concatenate(out) if out else images
+
+
+def _rows(f: Features, idx: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    return f[0][idx].float(), [s[idx].float() for s in f[1]]
+
+
+@torch.no_grad()
+def verdict_probabilities(head: VerdictHead, f: Features, batch: int = 2000) -> torch.Tensor:
+    head.eval()
+    n = len(f[0])
+    parts = [head(*_rows(f, torch.arange(i, min(i + batch, n)))).softmax(1) for i in range(0, n, batch)]
     return torch.cat(parts) if parts else torch.zeros(0, 3)
 
 
@@ -159,34 +197,32 @@ def verdicts(probs: torch.Tensor, threshold: float) -> torch.Tensor:
 
 
 def train(
-    x: np.ndarray,
+    f: Features,
     y: np.ndarray,
+    config: HeadConfig,
     epochs: int,
     batch_size: int,
     lr: float,
     seed: int,
     quiet: bool,
-    config: NetConfig = VERDICT,
-) -> tuple[ConvNet, list[dict[str, float]]]:
+) -> tuple[VerdictHead, list[dict[str, float]]]:
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    model = ConvNet(config)
-    images, labels = torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y)
+    head = VerdictHead(config)
+    labels = torch.from_numpy(y)
     # each class weighs as much as the others in the loss, whatever its count
     weight = len(labels) / (3 * torch.bincount(labels, minlength=3).clamp(min=1).float())
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    steps = epochs * -(-len(images) // batch_size)
+    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=1e-4)
+    steps = epochs * -(-len(labels) // batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
-    aug = AugmentConfig()
     history = []
     for epoch in range(1, epochs + 1):
-        model.train()
+        head.train()
         start, loss_sum = time.perf_counter(), 0.0
-        order = torch.randperm(len(images), generator=gen)
-        for i in range(0, len(images), batch_size):
+        order = torch.randperm(len(labels), generator=gen)
+        for i in range(0, len(labels), batch_size):
             idx = order[i : i + batch_size]
-            xb = normalize(augment(images[idx].float() / 255, aug, gen))
-            loss = F.cross_entropy(model(xb), labels[idx], weight=weight)
+            loss = F.cross_entropy(head(*_rows(f, idx)), labels[idx], weight=weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -194,18 +230,18 @@ def train(
             loss_sum += loss.item() * len(idx)
         row = {
             "epoch": epoch,
-            "train_loss": round(loss_sum / len(images), 5),
+            "train_loss": round(loss_sum / len(labels), 5),
             "seconds": round(time.perf_counter() - start, 1),
         }
         history.append(row)
         if not quiet:
             log.info("epoch %d: %s", epoch, row)
-    model.eval()
-    return model, history
+    head.eval()
+    return head, history
 
 
-def rates(model: ConvNet, x: np.ndarray, y: np.ndarray, threshold: float) -> dict[str, float]:
-    got = verdicts(verdict_probabilities(model, x), threshold)
+def rates(probs: torch.Tensor, y: np.ndarray, threshold: float) -> dict[str, float]:
+    got = verdicts(probs, threshold)
     y_t = torch.from_numpy(y)
     out = {}
     for k, name in enumerate(VERDICT_CLASSES):
@@ -221,7 +257,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", default="data/mnist", help="MNIST IDX files (default: %(default)s)")
     p.add_argument("--out-dir", default="weights/verdict", help="default: %(default)s")
-    p.add_argument("--epochs", type=int, default=24, help="default: %(default)s")
+    p.add_argument(
+        "--trunk", default="weights/shipped", help="the digit network whose activations it reads (default: %(default)s)"
+    )
+    p.add_argument("--epochs", type=int, default=12, help="default: %(default)s")
     p.add_argument("--batch-size", type=int, default=256, help="default: %(default)s")
     p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default: %(default)s)")
     p.add_argument(
@@ -232,7 +271,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--val", type=int, default=10000, help="MNIST training digits kept for validation (default: %(default)s)"
     )
     p.add_argument(
-        "--max-flagged", type=float, default=0.0005, help="share of validation digits flagged (default: %(default)s)"
+        "--max-flagged", type=float, default=0.0003, help="share of validation digits flagged (default: %(default)s)"
     )
     p.add_argument("--seed", type=int, default=0, help="default: %(default)s")
     p.add_argument("--workers", type=int, default=2, help="processes rendering uploads (default: %(default)s)")
@@ -270,18 +309,31 @@ def main(argv: list[str] | None = None) -> int:
         args.workers,
     )
     log.info("training set %s; validation set %s", counts, vcounts)
-    model, history = train(x, y, args.epochs, args.batch_size, args.lr, args.seed, args.quiet)
-    p_val = verdict_probabilities(model, vx)
+    try:
+        trunk = load_folder(Path(args.trunk))
+    except CheckpointError as e:
+        print(f"error: {e}", file=sys.stderr)  # noqa: T201
+        return 2
+    # the inputs as they are and one augmented copy, each through the frozen trunk once
+    f_plain, f_aug = trunk_features(trunk.network, x), trunk_features(trunk.network, augmented(x, args.seed))
+    f = (torch.cat([f_plain[0], f_aug[0]]), [torch.cat(p) for p in zip(f_plain[1], f_aug[1], strict=True)])
+    del f_plain, f_aug
+    config = HeadConfig.for_trunk(trunk.network)
+    y2 = np.concatenate([y, y])
+    head, history = train(f, y2, config, args.epochs, args.batch_size, args.lr, args.seed, args.quiet)
+    p_val = verdict_probabilities(head, trunk_features(trunk.network, vx))
     threshold = choose_threshold(p_val[torch.from_numpy(vy) == DIGIT, DIGIT], args.max_flagged)
     out = Path(args.out_dir)
-    sha = save_checkpoint(model, out / WEIGHTS_FILE)
+    sha = save_checkpoint(head, out / WEIGHTS_FILE)
     card = {
         "name": "verdict",
         "version": f"verdict-{sha[:12]}",
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "description": "Judges whether a preprocessed upload is one digit, not a digit, or several digits.",
-        "architecture": model.config.to_dict(),
-        "parameters": count_parameters(model),
+        "description": "Judges whether a preprocessed upload is one digit, not a digit, or several digits, "
+        "from the shipped network's own activations.",
+        "architecture": config.to_dict(),
+        "parameters": count_parameters(head),
+        "trunk": {"folder": args.trunk, "version": trunk.version, "sha256": trunk.card["weights"]["sha256"]},
         "verdict": {
             "classes": list(VERDICT_CLASSES),
             "threshold": round(threshold, 6),
@@ -295,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
             "history": history,
             "inputs": counts,
         },
-        "validation": {"inputs": vcounts, **rates(model, vx, vy, threshold)},
+        "validation": {"inputs": vcounts, **rates(p_val, vy, threshold)},
         "weights": {"file": WEIGHTS_FILE, "sha256": sha},
     }
     (out / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")

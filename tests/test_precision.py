@@ -19,7 +19,7 @@ def predictors() -> dict[str, ServedModel]:
 
 @pytest.mark.parametrize(("native", "dtype"), [(True, torch.bfloat16), (False, torch.float32)])
 def test_auto_serves_bfloat16_only_where_the_cpu_has_it(monkeypatch, native, dtype):
-    monkeypatch.setattr("convlens.app.core.served_model.cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr("convlens.app.core.precision.cpu_has_native_bf16", lambda: native)
     s = Settings()
     auto = ServedModel.load("shipped", s.model_dir("shipped"), "auto")
     assert auto.serving.layers.fc.weight.dtype == dtype

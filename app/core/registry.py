@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from convlens.app.config import Settings
 from convlens.app.core.errors import UnknownModel
+from convlens.app.core.precision import serving_dtype
 from convlens.app.core.served_model import ServedModel
 from convlens.app.core.verdict import Judge
 from convlens.app.reading.cuts import CutScorer
@@ -21,14 +22,15 @@ class ModelRegistry:
 
     @classmethod
     def load(cls, settings: Settings) -> ModelRegistry:
-        """Every configured model, the verdict network and the reader's cut network, each
+        """Every configured model, the verdict head and the reader's cut network, each
         checked against its card (CheckpointError if not)."""
         models = {
             name: ServedModel.load(name, settings.model_dir(name), settings.precision) for name in settings.models
         }
-        judge = Judge.load(settings.verdict_dir) if settings.verdict else None
+        dtype = serving_dtype(settings.precision)
+        judge = Judge.load(settings.verdict_dir, dtype=dtype) if settings.verdict else None
         for model in models.values():
-            model.judge = judge  # one verdict network, run in each model's own batched pass
+            model.judge = judge  # one verdict head, run in each model's own batched pass
         return cls(models, settings.default_model, judge, CutScorer.load(settings.cuts_dir))
 
     def get(self, name: str | None = None) -> ServedModel:

@@ -4,37 +4,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 
 from convlens.app.config import Precision
+from convlens.app.core.precision import DTYPES, resolve_precision
 from convlens.app.core.scheduler import BatchScheduler, BatchStats
 from convlens.app.core.verdict import Judge
 from convlens.model.card import load_folder
 from convlens.model.net import MNIST_MEAN, MNIST_STD, NUM_CLASSES, ConvNet, LayerInfo, fused_for_inference
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-
-
-@cache
-def cpu_has_native_bf16() -> bool:
-    """Whether the CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX). Elsewhere
-    bfloat16 is emulated and slower than float32, so "auto" keeps float32 there."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
-
-
-def resolve_precision(choice: Precision) -> Literal["float32", "bfloat16"]:
-    if choice == "auto":
-        return "bfloat16" if cpu_has_native_bf16() else "float32"
-    return choice
+from convlens.model.verdict_head import trunk_outputs
 
 
 @dataclass
@@ -49,7 +31,7 @@ class ServedModel:
     card: dict[str, Any]
     precision: Precision = "float32"
     layers: list[LayerInfo] = field(init=False)
-    # the verdict network, shared by every model: it runs in the same batched pass
+    # the verdict head, shared by every model: it runs in the same batched pass
     judge: Judge | None = None
     scheduler: BatchScheduler | None = field(default=None, init=False)
 
@@ -127,19 +109,30 @@ class ServedModel:
     def skip_warm_up(self) -> None:
         self._warm = True
 
+    def _input(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(self.dtype).contiguous(memory_format=torch.channels_last)
+
     @torch.inference_mode()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.serving(x.to(self.dtype).contiguous(memory_format=torch.channels_last)).float()
+        return self.serving(self._input(x)).float()
 
-    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
-        logits = self.logits(x)
+    def _softmax(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.softmax(logits / self.temperature if self.temperature != 1.0 else logits, dim=1)
 
+    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        return self._softmax(self.logits(x))
+
+    @torch.inference_mode()
     def answer(self, x: torch.Tensor) -> torch.Tensor:
         """What the micro-batcher computes: (N, 10) digit probabilities, followed by the
-        verdict network's (N, 3) when there is one (`split_answer` takes them apart)."""
-        probs = self.probabilities(x)
-        return probs if self.judge is None else torch.cat([probs, self.judge.probabilities(x)], 1)
+        verdict head's (N, 3) when there is one (`split_answer` takes them apart). When the
+        head reads this very network, one pass gives both."""
+        if self.judge is None:
+            return self.probabilities(x)
+        if self.judge.reads(str(self.card["weights"]["sha256"]), self.dtype):
+            logits, stages = trunk_outputs(self.serving, self._input(x))
+            return torch.cat([self._softmax(logits.float()), self.judge.from_trunk(logits, stages)], 1)
+        return torch.cat([self.probabilities(x), self.judge.probabilities(x)], 1)
 
     @torch.inference_mode()
     def features(self, x: torch.Tensor, names: list[str]) -> dict[str, torch.Tensor]:

@@ -43,8 +43,9 @@ def verdict_card(judge: Judge) -> VerdictCard:
     card = judge.card
     return VerdictCard(
         version=judge.version,
-        architecture=judge.network.config.to_dict(),
-        parameters=sum(p.numel() for p in judge.network.parameters()),
+        architecture=judge.head.config.to_dict(),
+        parameters=sum(p.numel() for p in judge.head.parameters()),
+        trunk=judge.card["trunk"],
         classes=list(card["verdict"]["classes"]),
         threshold=judge.threshold,
         validation=card.get("validation", {}),

@@ -186,8 +186,11 @@ class ModelCard(BaseModel):
 
 class VerdictCard(BaseModel):
     version: str
-    architecture: dict[str, Any] = Field(description="the NetConfig of the verdict network")
-    parameters: int
+    architecture: dict[str, Any] = Field(description="the verdict head's config (model/verdict_head.py)")
+    parameters: int = Field(description="the head's own; the trunk's are the shipped network's")
+    trunk: dict[str, Any] = Field(
+        {}, description="the digit network whose activations the head reads: its folder, version and sha256"
+    )
     classes: list[str] = Field(description="its outputs, in order")
     threshold: float = Field(description="the verdict is `digit` unless the digit probability falls below this")
     validation: dict[str, Any] = Field({}, description="recall per verdict on its validation split")
