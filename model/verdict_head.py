@@ -98,8 +98,11 @@ def stage_names(trunk: ConvNet) -> list[str]:
     return out
 
 
-def trunk_outputs(trunk: ConvNet, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Logits and stage outputs of one pass through the digit network."""
-    names = stage_names(trunk)
+def trunk_outputs(
+    trunk: ConvNet, x: torch.Tensor, names: Sequence[str] | None = None
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Logits and stage outputs of one pass through the digit network (`names`: its
+    `stage_names`, worked out once by a caller that serves many passes)."""
+    names = stage_names(trunk) if names is None else names
     logits, kept = trunk.features(x, names)
     return logits, [kept[n] for n in names]

@@ -130,7 +130,7 @@ class ServedModel:
         if self.judge is None:
             return self.probabilities(x)
         if self.judge.reads(str(self.card["weights"]["sha256"]), self.dtype):
-            logits, stages = trunk_outputs(self.serving, self._input(x))
+            logits, stages = trunk_outputs(self.serving, self._input(x), self.judge.stages)
             return torch.cat([self._softmax(logits.float()), self.judge.from_trunk(logits, stages)], 1)
         return torch.cat([self.probabilities(x), self.judge.probabilities(x)], 1)
 

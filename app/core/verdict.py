@@ -20,7 +20,7 @@ import torch
 from convlens.model.card import CARD_FILE, WEIGHTS_FILE, load_folder, read_card
 from convlens.model.checkpoint import CheckpointError, load_head
 from convlens.model.net import VERDICT_CLASSES, ConvNet, fused_for_inference
-from convlens.model.verdict_head import VerdictHead, fused_head, trunk_outputs
+from convlens.model.verdict_head import VerdictHead, fused_head, stage_names, trunk_outputs
 
 Verdict = Literal["digit", "not_a_digit", "several_digits", "blank"]
 DIGIT, NOT_A_DIGIT, SEVERAL = range(3)
@@ -39,6 +39,7 @@ class Judge:
         self.threshold = float(self.card["verdict"]["threshold"])
         self.trunk_sha256 = str(self.card["trunk"]["sha256"])
         self.serving = fused_head(self.head)
+        self.stages = stage_names(self.trunk)  # once: every batch reads the same layers
 
     @classmethod
     def load(cls, folder: Path, trunk_folder: Path | None = None, dtype: torch.dtype = torch.float32) -> Judge:
@@ -76,7 +77,7 @@ class Judge:
     def probabilities(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 1, 28, 28) normalised input -> (N, 3), through the head's own trunk."""
         return self.from_trunk(
-            *trunk_outputs(self.trunk, x.to(self.dtype).contiguous(memory_format=torch.channels_last))
+            *trunk_outputs(self.trunk, x.to(self.dtype).contiguous(memory_format=torch.channels_last), self.stages)
         )
 
     def decide(self, judged: torch.Tensor) -> Verdict:
