@@ -291,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
     try:
         train_split = load_split(args.data_dir, "train", verify=not args.no_verify)
-    except DatasetError as e:
+        trunk = load_folder(Path(args.trunk))  # before the rendering: a bad --trunk fails at once
+    except (DatasetError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)  # noqa: T201
         return 2
     started = time.perf_counter()
@@ -309,11 +310,6 @@ def main(argv: list[str] | None = None) -> int:
         args.workers,
     )
     log.info("training set %s; validation set %s", counts, vcounts)
-    try:
-        trunk = load_folder(Path(args.trunk))
-    except CheckpointError as e:
-        print(f"error: {e}", file=sys.stderr)  # noqa: T201
-        return 2
     # the inputs as they are and one augmented copy, each through the frozen trunk once
     f_plain, f_aug = trunk_features(trunk.network, x), trunk_features(trunk.network, augmented(x, args.seed))
     f = (torch.cat([f_plain[0], f_aug[0]]), [torch.cat(p) for p in zip(f_plain[1], f_aug[1], strict=True)])

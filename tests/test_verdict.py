@@ -232,3 +232,13 @@ def test_the_head_reads_the_same_stage_outputs_from_the_fused_serving_copy(setti
     for a, b in zip(sa, sb, strict=True):
         assert a.shape == b.shape
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_training_with_a_missing_trunk_fails_at_once_with_one_line(tmp_path, capsys):
+    from convlens.model import train_verdict
+
+    fixtures = Path(__file__).parent / "fixtures" / "mnist"
+    args = ["--smoke", "--data-dir", str(fixtures), "--out-dir", str(tmp_path), "--trunk", str(tmp_path / "none")]
+    assert train_verdict.main([*args, "--quiet"]) == 2
+    assert "weights file not found" in capsys.readouterr().err
+    assert not (tmp_path / "model_card.json").exists()
