@@ -208,11 +208,27 @@ def test_best_path_joins_and_splits_by_score():
     doubt = decode.Scored(np.full(10, 0.1), np.array([0.01, 0.5, 0.49]))
     # two pieces that are one digit together: joined
     assert decode.best_path(2, {(0, 1): doubt, (1, 2): doubt, (0, 2): sure}) == [(0, 2)]
-    # two digits that touch: the whole is "several digits", the cut wins despite its toll
+    # two digits that touch: the whole is "several digits", the cut wins
     two = decode.Scored(np.full(10, 0.1), np.array([0.0001, 0.0009, 0.999]))
-    assert decode.best_path(2, {(0, 1): sure, (1, 2): sure, (0, 2): two}, frozenset({1})) == [(0, 1), (1, 2)]
+    assert decode.best_path(2, {(0, 1): sure, (1, 2): sure, (0, 2): two}) == [(0, 1), (1, 2)]
     # a piece that fits nothing is left out
     assert decode.best_path(2, {(0, 1): sure}) == [(0, 1)]
+
+
+def test_doubted_digits_go_alone_or_with_their_whole_word(settings):
+    from convlens.app.core.reader import WORD_DOUBT, kept
+    from convlens.app.core.verdict import Judge
+
+    judge = Judge.load(settings.verdict_dir)
+    assert 1e-5 < judge.threshold < WORD_DOUBT  # the letter below is flagged alone, its word as a whole
+    probs = np.full(10, 0.1)
+    sure, letter = (decode.Scored(probs, np.array(j)) for j in ([0.99, 0.005, 0.005], [1e-5, 0.99, 1e-5]))
+    # one mark the head calls not a digit: left out
+    assert kept([letter], judge) == [False] and kept([sure], judge) == [True]
+    # "No": a doubted word goes whole, not just its more doubted letter
+    assert kept([sure, letter], judge) == [False, False]
+    # a long number with one doubted digit keeps it: its digits together are believed
+    assert kept([sure, sure, sure, sure, letter], judge) == [True] * 5
 
 
 def test_cut_network_smoke_run_writes_a_loadable_network(tmp_path):

@@ -130,9 +130,22 @@ def _writing(runs: Iterable[decode.Scored]) -> bool:
     return bool(doubts) and sum(doubts) / len(doubts) < math.log(WORD_DOUBT)
 
 
+def kept(runs: list[decode.Scored], judge: Judge | None) -> list[bool]:
+    """Which runs of a word's best path are read as digits. A word of one digit goes when
+    the verdict head calls it not a digit; a longer word only as a whole, when its digits
+    together are doubted (`_writing`). Dropping the doubted digits of a longer word one by
+    one left the rest of a label as digits and took real digits out of numbers."""
+    if len(runs) == 1:
+        (s,) = runs
+        doubted = (
+            judge is not None and s.judged is not None and judge.decide(torch.from_numpy(s.judged)) == "not_a_digit"
+        )
+        return [not doubted]
+    return [not _writing(runs)] * len(runs)
+
+
 def assemble(prep: Prepared, probs: np.ndarray, judged: np.ndarray | None, judge: Judge | None) -> list[ReadNumber]:
-    """The best grouping of each word; a digit the verdict network calls not a digit is
-    dropped, and so is a word whose digits it doubts together (`_writing`)."""
+    """The best grouping of each word, less the runs `kept` leaves out."""
     numbers: list[ReadNumber] = []
     row = 0
     for word, runs in zip(prep.words, prep.runs, strict=True):
@@ -144,16 +157,13 @@ def assemble(prep: Prepared, probs: np.ndarray, judged: np.ndarray | None, judge
             scored[i, j] = decode.Scored(probs[row + k], judged_k, (y1 - y0) / word.height, one)
         row += len(runs)
         digits = []
-        path = decode.best_path(len(word.pieces), scored, segment.cuts(word))
-        for run in path:
-            s = scored[run]
-            if judge is not None and s.judged is not None and judge.decide(torch.from_numpy(s.judged)) == "not_a_digit":
-                continue
-            d = int(s.probabilities.argmax())
-            box = _box(prep.page, segment.box(word.pieces[run[0] : run[1]]))
-            digits.append(ReadDigit(d, float(s.probabilities[d]), s.probabilities, box))
-        if len(digits) > 1 and _writing(scored[run] for run in path):
-            digits = []
+        path = decode.best_path(len(word.pieces), scored)
+        for run, keep in zip(path, kept([scored[run] for run in path], judge), strict=True):
+            if keep:
+                s = scored[run]
+                d = int(s.probabilities.argmax())
+                box = _box(prep.page, segment.box(word.pieces[run[0] : run[1]]))
+                digits.append(ReadDigit(d, float(s.probabilities[d]), s.probabilities, box))
         if digits:
             text = "".join(str(d.digit) for d in digits)
             numbers.append(ReadNumber(text, float(np.prod([d.confidence for d in digits])), digits))

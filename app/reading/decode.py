@@ -6,10 +6,11 @@ probability that the picture is a single digit, not part of one or two of them),
 constant per digit that offsets the sum's preference for fewer, longer runs. The picture
 is size-normalised, so the network cannot see that a run is half as tall as its line's
 digits (the lower half of a slanted 1, a 7's bar): a run that short is marked down. A piece may
-also be left out (a stray mark, a letter) at a fixed cost, and a cut through a stroke
-costs a little: a digit cut in two pieces that each look like a digit (the stem of a 7
-is a 1) must look much better so than whole. The best path is a shortest
-path over piece boundaries, found by dynamic programming in O(pieces x MAX_GROUP).
+also be left out (a stray mark, a letter) at a fixed cost. A cut through a stroke costs
+nothing more than any other boundary: a toll on it (3, then 1) kept touching digits
+whole more often than it saved a digit from being cut (docs/reading.md). The best path
+is a shortest path over piece boundaries, found by dynamic programming in
+O(pieces x MAX_GROUP).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import numpy as np
 FLOOR = 1e-6  # probabilities are floored before the log: one zero must not veto a path
 PER_DIGIT = 0.0  # added per digit read
 SKIP = -9.0  # the score of leaving one piece unread
-CUT = -3.0  # the score of parting two digits where a stroke runs on (touching digits)
 FULL_HEIGHT = 0.65  # a digit shorter than this share of its line's digit height ...
 SHORT = -16.0  # ... scores up to this much less: it is likely a piece of one
 
@@ -51,12 +51,9 @@ def run_score(s: Scored) -> float:
     return math.log(best) + math.log(one) + PER_DIGIT + short
 
 
-def best_path(
-    n: int, scored: dict[tuple[int, int], Scored], cuts: frozenset[int] = frozenset()
-) -> list[tuple[int, int]]:
+def best_path(n: int, scored: dict[tuple[int, int], Scored]) -> list[tuple[int, int]]:
     """The runs [i, j) covering pieces 0..n-1 (some possibly skipped) with the highest
-    total score; the skipped pieces are in no returned run. `cuts` are the boundaries
-    (piece i-1 | piece i) that part one stroke: a digit ending there pays CUT."""
+    total score; the skipped pieces are in no returned run."""
     best = [-math.inf] * (n + 1)
     back: list[tuple[int, bool]] = [(0, False)] * (n + 1)
     best[0] = 0.0
@@ -65,10 +62,9 @@ def best_path(
         ends.setdefault(j, []).append((i, run_score(s)))
     for j in range(1, n + 1):
         best[j], back[j] = best[j - 1] + SKIP, (j - 1, False)
-        toll = CUT if j in cuts else 0.0
         for i, score in ends.get(j, []):
-            if best[i] + score + toll > best[j]:
-                best[j], back[j] = best[i] + score + toll, (i, True)
+            if best[i] + score > best[j]:
+                best[j], back[j] = best[i] + score, (i, True)
     path = []
     j = n
     while j > 0:

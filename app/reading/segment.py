@@ -293,11 +293,6 @@ def runs(word: Word) -> list[tuple[int, int]]:
     return out
 
 
-def cuts(word: Word) -> frozenset[int]:
-    """The boundaries between pieces of one stroke (where touching digits were parted)."""
-    return frozenset(i for i in range(1, len(word.pieces)) if word.pieces[i].label == word.pieces[i - 1].label)
-
-
 def box(pieces: list[Piece]) -> tuple[int, int, int, int]:
     """(x0, y0, x1, y1) of the pieces' ink, working pixels, x1 and y1 exclusive."""
     return (
