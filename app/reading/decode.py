@@ -1,16 +1,17 @@
 """Segmentation by recognition: of all ways to group a word's pieces into digits, the one
 the network believes most.
 
-A run of pieces scores log P(its best digit) + log P(one digit) (the verdict network's
-probability that the picture is a single digit, not part of one or two of them), plus a
-constant per digit that offsets the sum's preference for fewer, longer runs. The picture
-is size-normalised, so the network cannot see that a run is half as tall as its line's
-digits (the lower half of a slanted 1, a 7's bar): a run that short is marked down. A piece may
-also be left out (a stray mark, a letter) at a fixed cost. A cut through a stroke costs
-nothing more than any other boundary: a toll on it (3, then 1) kept touching digits
-whole more often than it saved a digit from being cut (docs/reading.md). The best path
-is a shortest path over piece boundaries, found by dynamic programming in
-O(pieces x MAX_GROUP).
+A run of pieces scores log P(its best digit) + log P(one digit) (the cut network's
+probability that the picture is a single digit, not part of one or two of them; without
+that network, the verdict head's P(digit)). A bonus per digit read, to offset the sum's
+preference for fewer, longer runs, was tried and split digits drawn in two strokes
+(docs/reading.md). The picture is size-normalised, so the network cannot see that a run
+is half as tall as its line's digits (the lower half of a slanted 1, a 7's bar): a run
+that short is marked down. A piece may also be left out (a stray mark, a letter) at a
+fixed cost. A cut through a stroke costs nothing more than any other boundary: a toll on
+it (tried at 3 and 1) kept touching digits whole more often than it saved a digit from
+being cut. The best path is a shortest path over piece boundaries, found by dynamic
+programming in O(pieces x MAX_GROUP).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from dataclasses import dataclass
 import numpy as np
 
 FLOOR = 1e-6  # probabilities are floored before the log: one zero must not veto a path
-PER_DIGIT = 0.0  # added per digit read
 SKIP = -9.0  # the score of leaving one piece unread
 FULL_HEIGHT = 0.65  # a digit shorter than this share of its line's digit height ...
 SHORT = -16.0  # ... scores up to this much less: it is likely a piece of one
@@ -48,7 +48,7 @@ def run_score(s: Scored) -> float:
     best = max(float(s.probabilities.max()), FLOOR)
     one = _one_digit(s)
     short = SHORT * max(0.0, FULL_HEIGHT - s.height) / FULL_HEIGHT
-    return math.log(best) + math.log(one) + PER_DIGIT + short
+    return math.log(best) + math.log(one) + short
 
 
 def best_path(n: int, scored: dict[tuple[int, int], Scored]) -> list[tuple[int, int]]:
