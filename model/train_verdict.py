@@ -26,10 +26,12 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import shlex
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,7 +47,7 @@ from convlens.model.data import DatasetError, load_split
 from convlens.model.evaluate import normalize
 from convlens.model.net import VERDICT_CLASSES, ConvNet, count_parameters
 from convlens.model.nondigits import TRAIN_NOT_A_DIGIT, TRAIN_SEVERAL, Family, as_upload
-from convlens.model.verdict_head import HeadConfig, VerdictHead, trunk_outputs
+from convlens.model.verdict_head import DESIGNS, HeadConfig, VerdictHead, trunk_outputs
 
 log = logging.getLogger("model.train_verdict")
 DIGIT, NOT_A_DIGIT, SEVERAL = range(3)
@@ -130,6 +132,21 @@ def build_set(
         ys.append(np.full(len(x), verdict))
         counts[name] = counts.get(name, 0) + len(x)
     return np.concatenate(xs), np.concatenate(ys).astype(np.int64), counts
+
+
+Set = tuple[np.ndarray, np.ndarray, dict[str, int]]  # inputs, verdict labels, counts by family
+
+
+def write_sets(path: Path, fit: Set, val: Set) -> None:
+    """The rendered sets, so that trying another head does not render them again (the
+    rendering is most of a run). Only valid for the same data, seed and set sizes."""
+    np.savez(path, x=fit[0], y=fit[1], vx=val[0], vy=val[1], counts=json.dumps([fit[2], val[2]]))
+
+
+def read_sets(path: Path) -> tuple[Set, Set]:
+    z = np.load(path)
+    counts = json.loads(str(z["counts"]))
+    return (z["x"], z["y"], counts[0]), (z["vx"], z["vy"], counts[1])
 
 
 def _run_job(job: tuple[str, Any, tuple[Any, ...]]) -> np.ndarray:
@@ -260,6 +277,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--trunk", default="weights/shipped", help="the digit network whose activations it reads (default: %(default)s)"
     )
+    p.add_argument("--design", choices=DESIGNS, default="conv", help="the head's design (default: %(default)s)")
+    p.add_argument("--width", type=int, default=32, help="the head's channels or hidden units (default: %(default)s)")
     p.add_argument("--epochs", type=int, default=12, help="default: %(default)s")
     p.add_argument("--batch-size", type=int, default=256, help="default: %(default)s")
     p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default: %(default)s)")
@@ -273,7 +292,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--max-flagged", type=float, default=0.0003, help="share of validation digits flagged (default: %(default)s)"
     )
-    p.add_argument("--seed", type=int, default=0, help="default: %(default)s")
+    p.add_argument("--seed", type=int, default=0, help="the sets' and augmentation's seed (default: %(default)s)")
+    p.add_argument("--head-seed", type=int, help="the head's initialisation and order (default: --seed)")
+    p.add_argument(
+        "--threads", type=int, default=os.cpu_count() or 1, help="torch threads (default: all cores, %(default)s)"
+    )
+    p.add_argument(
+        "--cache", help="npz of the rendered sets: read when it exists, else written (same data, seed and sizes only)"
+    )
     p.add_argument("--workers", type=int, default=2, help="processes rendering uploads (default: %(default)s)")
     p.add_argument("--no-verify", action="store_true", help="accept data whose checksums are not MNIST's (subsets)")
     p.add_argument("--smoke", action="store_true", help="tiny run for tests: 1 epoch, few inputs, no checksums")
@@ -288,6 +314,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    torch.set_num_threads(args.threads)  # the same seed on another thread count trains another head
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
     try:
         train_split = load_split(args.data_dir, "train", verify=not args.no_verify)
@@ -300,23 +327,30 @@ def main(argv: list[str] | None = None) -> int:
     n_val = min(args.val, n // 5)
     fit_x, fit_y = train_split.images[: n - n_val], train_split.labels[: n - n_val]
     val_x, val_y = train_split.images[n - n_val :], train_split.labels[n - n_val :]
-    x, y, counts = build_set(fit_x, fit_y, args.uploads, args.per_family, args.seed, args.workers)
-    vx, vy, vcounts = build_set(
-        val_x,
-        val_y,
-        max(2, args.uploads * n_val // max(len(fit_x), 1)),
-        max(2, args.per_family // 5),
-        args.seed + 1,
-        args.workers,
-    )
+    cache = Path(args.cache) if args.cache else None
+    if cache is not None and cache.is_file():
+        (x, y, counts), (vx, vy, vcounts) = read_sets(cache)
+    else:
+        x, y, counts = build_set(fit_x, fit_y, args.uploads, args.per_family, args.seed, args.workers)
+        vx, vy, vcounts = build_set(
+            val_x,
+            val_y,
+            max(2, args.uploads * n_val // max(len(fit_x), 1)),
+            max(2, args.per_family // 5),
+            args.seed + 1,
+            args.workers,
+        )
+        if cache is not None:
+            write_sets(cache, (x, y, counts), (vx, vy, vcounts))
     log.info("training set %s; validation set %s", counts, vcounts)
     # the inputs as they are and one augmented copy, each through the frozen trunk once
     f_plain, f_aug = trunk_features(trunk.network, x), trunk_features(trunk.network, augmented(x, args.seed))
     f = (torch.cat([f_plain[0], f_aug[0]]), [torch.cat(p) for p in zip(f_plain[1], f_aug[1], strict=True)])
     del f_plain, f_aug
-    config = HeadConfig.for_trunk(trunk.network)
+    config = replace(HeadConfig.for_trunk(trunk.network), design=args.design, width=args.width)
     y2 = np.concatenate([y, y])
-    head, history = train(f, y2, config, args.epochs, args.batch_size, args.lr, args.seed, args.quiet)
+    head_seed = args.seed if args.head_seed is None else args.head_seed
+    head, history = train(f, y2, config, args.epochs, args.batch_size, args.lr, head_seed, args.quiet)
     p_val = verdict_probabilities(head, trunk_features(trunk.network, vx))
     threshold = choose_threshold(p_val[torch.from_numpy(vy) == DIGIT, DIGIT], args.max_flagged)
     out = Path(args.out_dir)
@@ -338,6 +372,8 @@ def main(argv: list[str] | None = None) -> int:
         "training": {
             "command": "python -m model.train_verdict " + shlex.join(argv if argv is not None else sys.argv[1:]),
             "seed": args.seed,
+            "head_seed": head_seed,
+            "threads": args.threads,
             "epochs": args.epochs,
             "seconds": round(time.perf_counter() - started, 1),
             "history": history,

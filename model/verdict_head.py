@@ -2,11 +2,12 @@
 network's own activations, in the pass that reads the digit.
 
 The shipped network's stage outputs (pool1: 32 x 14 x 14, pool2: 64 x 7 x 7) and its
-logits feed a small head: each stage output gets 3 x 3 convolutions down to a few pixels
-a side (14 -> 6 -> 4 with a stride-2 conv first, 7 -> 5), and one dense layer reads them
-with the logits. About 0.9 M multiply-adds against the trunk's 18 M (a separate network of
-the article's shape had 2.4 M), yet in float32 beside a bfloat16 trunk it still costs
-12-21 % of predict throughput (docs/verdict.md, Cost). The trunk stays frozen, so the
+logits feed a small head. The served design, "conv": each stage output gets 3 x 3
+convolutions down to a few pixels a side (14 -> 6 -> 4 with a stride-2 conv first, 7 -> 5),
+and one dense layer reads them with the logits; about 0.9 M multiply-adds against the
+trunk's 18 M, yet at batch 1 its small convolutions cost a third of the trunk's pass.
+"dense": one hidden layer on pool2 and the logits, a third of that time at every batch
+size and as good on validation (docs/verdict.md, Cost). The trunk stays frozen, so the
 digit it reads is the digit it read before.
 """
 
@@ -30,6 +31,9 @@ class HeadConfig:
     logits: int = 10
     width: int = 32
     classes: int = len(VERDICT_CLASSES)
+    # "conv": 3 x 3 convolutions on every stage output, then one dense layer;
+    # "dense": one hidden dense layer on the last stage output (the digit layer's own input)
+    design: str = "conv"
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "kind": "verdict_head"}
@@ -50,11 +54,23 @@ def _block(c_in: int, c_out: int, stride: int = 1) -> list[nn.Module]:
     return [nn.Conv2d(c_in, c_out, 3, stride=stride, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
 
 
+DESIGNS = ("conv", "dense")
+
+
 class VerdictHead(nn.Module):
     def __init__(self, config: HeadConfig) -> None:
         super().__init__()
+        if config.design not in DESIGNS:
+            raise ValueError(f"unknown verdict head design {config.design!r}: one of {DESIGNS}")
         self.config = config
-        branches, n_in = [], config.logits
+        branches: list[nn.Module] = []
+        n_in = config.logits
+        if config.design == "dense":
+            channels, side = config.stages[-1]
+            self.branches = nn.ModuleList()
+            self.hidden = nn.Sequential(nn.Linear(n_in + channels * side * side, config.width), nn.ReLU())
+            self.fc = nn.Linear(config.width, config.classes)
+            return
         for channels, side in config.stages:
             layers: list[nn.Module] = []
             c_in = channels
@@ -69,8 +85,11 @@ class VerdictHead(nn.Module):
         self.fc = nn.Linear(n_in, config.classes)
 
     def forward(self, logits: torch.Tensor, stages: Sequence[torch.Tensor]) -> torch.Tensor:
-        parts = [b(s).flatten(1) for b, s in zip(self.branches, stages, strict=True)]
-        return self.fc(torch.cat([*parts, logits], 1))
+        """In float32 whatever the trunk's precision, converting only the stages it reads."""
+        if self.config.design == "dense":
+            return self.fc(self.hidden(torch.cat([stages[-1].float().flatten(1), logits.float()], 1)))
+        parts = [b(s.float()).flatten(1) for b, s in zip(self.branches, stages, strict=True)]
+        return self.fc(torch.cat([*parts, logits.float()], 1))
 
 
 def fused_head(head: VerdictHead) -> VerdictHead:

@@ -173,14 +173,16 @@ def test_verdicts_are_counted_in_the_metrics(client, mnist_test):
     assert 'convlens_verdicts_total{model="shipped",verdict="digit"}' in client.get("/metrics").text
 
 
-def test_training_smoke_run_writes_a_loadable_verdict_head(tmp_path, settings):
+@pytest.mark.parametrize("design", ["conv", "dense"])
+def test_training_smoke_run_writes_a_loadable_verdict_head(tmp_path, settings, design):
     from convlens.model import train_verdict
 
     fixtures = Path(__file__).parent / "fixtures" / "mnist"
     trunk = settings.model_dir("shipped")
     args = ["--smoke", "--data-dir", str(fixtures), "--out-dir", str(tmp_path), "--trunk", str(trunk), "--quiet"]
-    assert train_verdict.main([*args, "--workers", "1"]) == 0
+    assert train_verdict.main([*args, "--workers", "1", "--design", design, "--width", "8"]) == 0
     judge = Judge.load(tmp_path, trunk_folder=trunk)
+    assert judge.card["architecture"]["design"] == design and judge.head.config.width == 8
     assert judge.card["trunk"]["sha256"] == json.loads((trunk / "model_card.json").read_text())["weights"]["sha256"]
     assert judge.card["verdict"]["classes"] == ["digit", "not_a_digit", "several_digits"]
     assert 0 <= judge.threshold <= 1
@@ -203,6 +205,13 @@ def test_without_the_verdict_network_the_verdict_is_null_and_v2_has_no_verdict_o
         inputs = [{"name": "image", "datatype": "FP32", "shape": [1, 1, 28, 28], "data": x}]
         out = c.post("/v2/models/shipped/infer", json={"inputs": inputs}).json()["outputs"]
         assert {o["name"] for o in out} == {"probabilities", "digit"}
+
+
+def test_an_unknown_head_design_is_refused():
+    from convlens.model.verdict_head import HeadConfig, VerdictHead
+
+    with pytest.raises(ValueError, match="unknown verdict head design 'mlp'"):
+        VerdictHead(HeadConfig(stages=((32, 14), (64, 7)), design="mlp"))
 
 
 def test_verdict_is_not_a_model_name():

@@ -37,6 +37,7 @@ from convlens.app.imaging.preprocess import (
     preprocess_image,
 )
 from convlens.app.serving.metrics import ServiceMetrics
+from convlens.model.net import NUM_CLASSES
 
 
 @dataclass(frozen=True)
@@ -60,24 +61,25 @@ class Scored:
     answer: torch.Tensor  # (10,) or (13,): a row of ServedModel.answer
     preprocess_s: float
     total_s: float
+    digit: int
     verdict: Verdict | None = None  # None when the service runs without its verdict network
-    judged: torch.Tensor | None = None  # (3,) the verdict network's probabilities
+    judged: tuple[float, ...] | None = None  # the verdict network's three probabilities
     reading: str | None = None  # what the reader's second look read, when several_digits
 
     @classmethod
     def of(cls, pre: Preprocessed, row: torch.Tensor, t_pre: float, total: float, judge: Judge | None) -> Scored:
-        """From one row of `ServedModel.answer`, with the verdict decided on its last three."""
-        _, judged = split_answer(row)
+        """From one row of `ServedModel.answer`, with the verdict decided on its last three.
+        The row becomes Python floats once: a torch call on a 0-d tensor costs microseconds,
+        and a prediction made a dozen of them (docs/verdict.md, "Cost")."""
+        values = row.tolist()
+        probs = values[:NUM_CLASSES]
+        judged = tuple(values[NUM_CLASSES:]) or None
         verdict = judge.decide(judged) if judge is not None and judged is not None else None
-        return cls(pre, row, t_pre, total, verdict, judged)
+        return cls(pre, row, t_pre, total, max(range(NUM_CLASSES), key=probs.__getitem__), verdict, judged)
 
     @property
     def probabilities(self) -> torch.Tensor:
         return split_answer(self.answer)[0]
-
-    @property
-    def digit(self) -> int:
-        return int(self.probabilities.argmax())
 
 
 async def _scored(
@@ -193,7 +195,8 @@ async def score_ink_maps(
     step = scheduler.max_batch_size
     parts = await asyncio.gather(*(scheduler.submit(x[i : i + step]) for i in range(0, len(x), step)))
     probs, judged = split_answer(torch.cat(parts))
-    verdicts = [model.judge.decide(j) for j in judged] if model.judge is not None and judged is not None else None
+    judge = model.judge
+    verdicts = [judge.decide(j) for j in judged.tolist()] if judge is not None and judged is not None else None
     for i, digit in enumerate(probs.argmax(1).tolist()):
         service.metrics.count_prediction(model.name, digit, verdicts[i] if verdicts else None)
     return probs, verdicts

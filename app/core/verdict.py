@@ -71,7 +71,7 @@ class Judge:
     @torch.inference_mode()
     def from_trunk(self, logits: torch.Tensor, stages: Sequence[torch.Tensor]) -> torch.Tensor:
         """The trunk's logits and stage outputs -> (N, 3) probabilities of VERDICT_CLASSES."""
-        return self.serving(logits.float(), [s.float() for s in stages]).softmax(1)
+        return self.serving(logits, stages).softmax(1)
 
     @torch.inference_mode()
     def probabilities(self, x: torch.Tensor) -> torch.Tensor:
@@ -80,13 +80,13 @@ class Judge:
             *trunk_outputs(self.trunk, x.to(self.dtype).contiguous(memory_format=torch.channels_last), self.stages)
         )
 
-    def decide(self, judged: torch.Tensor) -> Verdict:
+    def decide(self, judged: Sequence[float] | torch.Tensor) -> Verdict:
         """One input's verdict from its three probabilities: a digit unless the network
         finds that unlikely (below the card's threshold), then the likelier of the others."""
         return decide(judged, self.threshold)
 
 
-def decide(judged: torch.Tensor, threshold: float) -> Verdict:
+def decide(judged: Sequence[float] | torch.Tensor, threshold: float) -> Verdict:
     if float(judged[DIGIT]) >= threshold:
         return "digit"
     return "several_digits" if float(judged[SEVERAL]) > float(judged[NOT_A_DIGIT]) else "not_a_digit"

@@ -24,7 +24,7 @@ def timing(scored: Scored) -> Timing:
 def verdict_scores(scored: Scored) -> VerdictScores | None:
     if scored.judged is None:
         return None
-    digit, not_a_digit, several = (round(float(v), 6) for v in scored.judged)
+    digit, not_a_digit, several = (round(v, 6) for v in scored.judged)
     return VerdictScores(digit=digit, not_a_digit=not_a_digit, several_digits=several)
 
 
