@@ -27,40 +27,14 @@ from convlens.model.net import fused_for_inference
 from convlens.model.train_verdict import (
     DIGIT,
     augmented,
-    build_set,
     choose_threshold,
     rates,
-    read_sets,
+    sets,
     train,
     trunk_features,
     verdict_probabilities,
-    write_sets,
 )
 from convlens.model.verdict_head import HeadConfig, VerdictHead, fused_head, stage_names, trunk_outputs
-
-
-def sets(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """`model.train_verdict`'s sets at its defaults (its --cache files are the same)."""
-    cache = Path(args.cache) if args.cache else None
-    if cache is not None and cache.is_file():
-        (x, y, _), (vx, vy, _) = read_sets(cache)
-        return x, y, vx, vy
-    split = load_split(args.data_dir, "train", verify=True)
-    n = len(split.images)
-    n_val = 10_000
-    fit_x, fit_y = split.images[: n - n_val], split.labels[: n - n_val]
-    fit = build_set(fit_x, fit_y, args.uploads, args.per_family, args.seed, 2)
-    val = build_set(
-        split.images[n - n_val :],
-        split.labels[n - n_val :],
-        args.uploads * n_val // len(fit_x),
-        args.per_family // 5,
-        args.seed + 1,
-        2,
-    )
-    if cache is not None:
-        write_sets(cache, fit, val)
-    return fit[0], fit[1], val[0], val[1]
 
 
 def head_ms(head: VerdictHead, trunk_path: str, batch: int, repeats: int = 300) -> float:
@@ -91,10 +65,13 @@ def main() -> None:
     p.add_argument("--per-family", type=int, default=2500)
     p.add_argument("--max-flagged", type=float, default=0.0003)
     p.add_argument("--seed", type=int, default=0, help="the sets' and the augmentation's seed")
+    p.add_argument("--val", type=int, default=10000)
+    p.add_argument("--workers", type=int, default=2)
     p.add_argument("--head-seeds", default="0", help="seeds of each head's training, comma-separated")
     args = p.parse_args()
     torch.set_num_threads(1)
-    x, y, vx, vy = sets(args)
+    split = load_split(args.data_dir, "train", verify=True)
+    (x, y, _), (vx, vy, _) = sets(split.images, split.labels, args)
     trunk = load_folder(Path(args.trunk)).network
     f_plain, f_aug = trunk_features(trunk, x), trunk_features(trunk, augmented(x, args.seed))
     f = (torch.cat([f_plain[0], f_aug[0]]), [torch.cat(s) for s in zip(f_plain[1], f_aug[1], strict=True)])

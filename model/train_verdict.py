@@ -149,6 +149,28 @@ def read_sets(path: Path) -> tuple[Set, Set]:
     return (z["x"], z["y"], counts[0]), (z["vx"], z["vy"], counts[1])
 
 
+def sets(images: np.ndarray, labels: np.ndarray, args: argparse.Namespace) -> tuple[Set, Set]:
+    """The training and validation sets: the last `--val` training digits validate. Read
+    from `--cache` when it exists, else rendered (and written there)."""
+    cache = Path(args.cache) if args.cache else None
+    if cache is not None and cache.is_file():
+        return read_sets(cache)
+    n = len(images)
+    n_val = min(args.val, n // 5)
+    fit = build_set(images[: n - n_val], labels[: n - n_val], args.uploads, args.per_family, args.seed, args.workers)
+    val = build_set(
+        images[n - n_val :],
+        labels[n - n_val :],
+        max(2, args.uploads * n_val // max(n - n_val, 1)),
+        max(2, args.per_family // 5),
+        args.seed + 1,
+        args.workers,
+    )
+    if cache is not None:
+        write_sets(cache, fit, val)
+    return fit, val
+
+
 def _run_job(job: tuple[str, Any, tuple[Any, ...]]) -> np.ndarray:
     return job[1](*job[2])
 
@@ -323,25 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)  # noqa: T201
         return 2
     started = time.perf_counter()
-    n = len(train_split.images)
-    n_val = min(args.val, n // 5)
-    fit_x, fit_y = train_split.images[: n - n_val], train_split.labels[: n - n_val]
-    val_x, val_y = train_split.images[n - n_val :], train_split.labels[n - n_val :]
-    cache = Path(args.cache) if args.cache else None
-    if cache is not None and cache.is_file():
-        (x, y, counts), (vx, vy, vcounts) = read_sets(cache)
-    else:
-        x, y, counts = build_set(fit_x, fit_y, args.uploads, args.per_family, args.seed, args.workers)
-        vx, vy, vcounts = build_set(
-            val_x,
-            val_y,
-            max(2, args.uploads * n_val // max(len(fit_x), 1)),
-            max(2, args.per_family // 5),
-            args.seed + 1,
-            args.workers,
-        )
-        if cache is not None:
-            write_sets(cache, (x, y, counts), (vx, vy, vcounts))
+    (x, y, counts), (vx, vy, vcounts) = sets(train_split.images, train_split.labels, args)
     log.info("training set %s; validation set %s", counts, vcounts)
     # the inputs as they are and one augmented copy, each through the frozen trunk once
     f_plain, f_aug = trunk_features(trunk.network, x), trunk_features(trunk.network, augmented(x, args.seed))

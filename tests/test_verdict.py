@@ -207,6 +207,24 @@ def test_without_the_verdict_network_the_verdict_is_null_and_v2_has_no_verdict_o
         assert {o["name"] for o in out} == {"probabilities", "digit"}
 
 
+def test_a_cached_set_trains_the_same_head_as_a_fresh_rendering(tmp_path, settings, monkeypatch):
+    """--cache skips the rendering, so it must not change what is trained."""
+    from convlens.model import train_verdict
+
+    fixtures = Path(__file__).parent / "fixtures" / "mnist"
+    base = ["--smoke", "--data-dir", str(fixtures), "--trunk", str(settings.model_dir("shipped")), "--quiet"]
+    base += ["--workers", "1", "--threads", "1", "--head-seed", "3", "--cache", str(tmp_path / "sets.npz")]
+    cards = []
+    for run in ("fresh", "cached"):
+        assert train_verdict.main([*base, "--out-dir", str(tmp_path / run)]) == 0
+        cards.append(json.loads((tmp_path / run / "model_card.json").read_text()))
+        assert (tmp_path / "sets.npz").is_file()
+        monkeypatch.setattr(train_verdict, "build_set", None)  # the cached run must not render
+    assert cards[0]["weights"]["sha256"] == cards[1]["weights"]["sha256"]
+    assert cards[0]["training"]["inputs"] == cards[1]["training"]["inputs"]
+    assert cards[1]["training"]["head_seed"] == 3 and cards[1]["training"]["threads"] == 1
+
+
 def test_an_unknown_head_design_is_refused():
     from convlens.model.verdict_head import HeadConfig, VerdictHead
 
