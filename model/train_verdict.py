@@ -137,16 +137,30 @@ def build_set(
 Set = tuple[np.ndarray, np.ndarray, dict[str, int]]  # inputs, verdict labels, counts by family
 
 
-def write_sets(path: Path, fit: Set, val: Set) -> None:
+def _rendering(args: argparse.Namespace) -> dict[str, int]:
+    """What a rendered set depends on besides the data: a cache from other options is refused."""
+    return {"seed": args.seed, "uploads": args.uploads, "per_family": args.per_family, "val": args.val}
+
+
+def write_sets(path: Path, fit: Set, val: Set, rendering: dict[str, int]) -> None:
     """The rendered sets, so that trying another head does not render them again (the
-    rendering is most of a run). Only valid for the same data, seed and set sizes."""
-    np.savez(path, x=fit[0], y=fit[1], vx=val[0], vy=val[1], counts=json.dumps([fit[2], val[2]]))
+    rendering is most of a run)."""
+    meta = json.dumps({"counts": [fit[2], val[2]], "rendering": rendering})
+    np.savez(path, x=fit[0], y=fit[1], vx=val[0], vy=val[1], meta=meta)
 
 
-def read_sets(path: Path) -> tuple[Set, Set]:
-    z = np.load(path)
-    counts = json.loads(str(z["counts"]))
-    return (z["x"], z["y"], counts[0]), (z["vx"], z["vy"], counts[1])
+def read_sets(path: Path, rendering: dict[str, int]) -> tuple[Set, Set]:
+    """Raises DatasetError when the cache is not one, or was rendered with other options."""
+    try:
+        z = np.load(path)
+        meta = json.loads(str(z["meta"]))
+        fit: Set = (z["x"], z["y"], meta["counts"][0])
+        val: Set = (z["vx"], z["vy"], meta["counts"][1])
+    except (OSError, ValueError, KeyError) as e:
+        raise DatasetError(f"{path} is not a cache of rendered verdict sets: {e}") from e
+    if meta["rendering"] != rendering:
+        raise DatasetError(f"{path} was rendered with {meta['rendering']}, not {rendering}: delete it or match them")
+    return fit, val
 
 
 def sets(images: np.ndarray, labels: np.ndarray, args: argparse.Namespace) -> tuple[Set, Set]:
@@ -154,7 +168,7 @@ def sets(images: np.ndarray, labels: np.ndarray, args: argparse.Namespace) -> tu
     from `--cache` when it exists, else rendered (and written there)."""
     cache = Path(args.cache) if args.cache else None
     if cache is not None and cache.is_file():
-        return read_sets(cache)
+        return read_sets(cache, _rendering(args))
     n = len(images)
     n_val = min(args.val, n // 5)
     fit = build_set(images[: n - n_val], labels[: n - n_val], args.uploads, args.per_family, args.seed, args.workers)
@@ -167,7 +181,7 @@ def sets(images: np.ndarray, labels: np.ndarray, args: argparse.Namespace) -> tu
         args.workers,
     )
     if cache is not None:
-        write_sets(cache, fit, val)
+        write_sets(cache, fit, val, _rendering(args))
     return fit, val
 
 
@@ -345,7 +359,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)  # noqa: T201
         return 2
     started = time.perf_counter()
-    (x, y, counts), (vx, vy, vcounts) = sets(train_split.images, train_split.labels, args)
+    try:
+        (x, y, counts), (vx, vy, vcounts) = sets(train_split.images, train_split.labels, args)
+    except DatasetError as e:
+        print(f"error: {e}", file=sys.stderr)  # noqa: T201
+        return 2
     log.info("training set %s; validation set %s", counts, vcounts)
     # the inputs as they are and one augmented copy, each through the frozen trunk once
     f_plain, f_aug = trunk_features(trunk.network, x), trunk_features(trunk.network, augmented(x, args.seed))

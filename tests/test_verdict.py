@@ -225,6 +225,19 @@ def test_a_cached_set_trains_the_same_head_as_a_fresh_rendering(tmp_path, settin
     assert cards[1]["training"]["head_seed"] == 3 and cards[1]["training"]["threads"] == 1
 
 
+def test_a_cache_rendered_with_other_options_is_refused_in_one_line(tmp_path, settings, capsys):
+    from convlens.model import train_verdict
+
+    fixtures = Path(__file__).parent / "fixtures" / "mnist"
+    base = ["--smoke", "--data-dir", str(fixtures), "--trunk", str(settings.model_dir("shipped")), "--quiet"]
+    base += ["--workers", "1", "--cache", str(tmp_path / "sets.npz"), "--out-dir", str(tmp_path / "v")]
+    assert train_verdict.main(base) == 0
+    capsys.readouterr()
+    assert train_verdict.main([*base, "--seed", "5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "was rendered with" in err and "'seed': 0" in err
+
+
 def test_an_unknown_head_design_is_refused():
     from convlens.model.verdict_head import HeadConfig, VerdictHead
 
